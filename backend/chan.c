@@ -1,0 +1,1 @@
+/* chan: not written yet */

@@ -1,0 +1,1 @@
+/* gmem: not written yet */

@@ -1,0 +1,1 @@
+/* inorder: not written yet */

@@ -1,0 +1,1 @@
+/* vq: not written yet */

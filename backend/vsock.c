@@ -1,0 +1,1 @@
+/* vsock: not written yet */

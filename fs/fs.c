@@ -1,0 +1,1 @@
+/* fs: not written yet */

@@ -1,0 +1,146 @@
+/*
+ * chan — one bidirectional byte stream between a device and the host files.
+ *
+ * Modelled on the Android pipe contract: try, get EAGAIN, ask to be woken,
+ * get woken.  A channel has two rings whose capacities are its flow-control
+ * windows:
+ *   to_host  — the device writes guest data in, the host reads it out;
+ *   to_guest — the host writes data in, the device pulls it into guest
+ *              buffers when the guest posts them.
+ *
+ * Two sides hold references: the device (for as long as the connection
+ * exists on its side) and the host (each open file).  The device side talks
+ * to the host side through the watcher, the host side to the device side
+ * through struct chan_backend.  Both are called synchronously and must only
+ * record work (loop_defer) — never free the channel or call back into it.
+ *
+ * States: CONNECTING → OPEN → CLOSED (orderly, both directions finished) or
+ * RESET (error: refused, reset by peer, timed out, device gone; c->error
+ * holds the errno the host sees).  Half-closes are flags on OPEN:
+ * guest_eof (the guest sends no more: reads return 0 once drained),
+ * guest_norecv (the guest receives no more: writes fail with EPIPE),
+ * host_shut (the host writes no more).
+ */
+#ifndef CHANFS_CHAN_H
+#define CHANFS_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "chanfs/ring.h"
+
+enum chan_state { CHAN_CONNECTING, CHAN_OPEN, CHAN_CLOSED, CHAN_RESET };
+
+struct chan;
+
+/* Device side operations, called by the host side. */
+struct chan_backend {
+	/* to_guest gained data: pull it into guest buffers when you can. */
+	void (*host_wrote)(struct chan *c);
+	/* The host consumed n bytes of to_host: return credit to the guest. */
+	void (*host_consumed)(struct chan *c, size_t n);
+	/* The host writes no more; send the shutdown after to_guest drains. */
+	void (*host_shutdown)(struct chan *c);
+	/* The host side released its last reference: shut down in order (data
+	 * already in to_guest still reaches the guest first), then drop the
+	 * device's reference when the connection is gone. */
+	void (*host_close)(struct chan *c);
+};
+
+/* Host side readiness watcher: something about c changed (data, space,
+ * state or a half-close).  Re-evaluate with chan_poll(). */
+typedef void (*chan_watch_fn)(struct chan *c, void *arg);
+
+struct chan_set;
+
+struct chan {
+	struct ring to_host;
+	struct ring to_guest;
+	enum chan_state state;
+	int error;            /* errno when RESET */
+	bool guest_eof, guest_norecv, host_shut, host_closed;
+	uint64_t rx_bytes;    /* guest → host bytes accepted */
+	uint64_t tx_bytes;    /* host → guest bytes delivered to the guest */
+	unsigned refs;
+	char name[64];        /* "vsock 3:1234-2:49152" in logs and status */
+	const struct chan_backend *be;
+	void *be_ctx;         /* the device's per-connection object */
+	chan_watch_fn watch;
+	void *watch_arg;
+	struct chan_set *set;
+	TAILQ_ENTRY(chan) link;
+};
+
+/* Every live channel, for status and for resetting a device's channels. */
+struct chan_set {
+	TAILQ_HEAD(, chan) all;
+	unsigned count;
+};
+
+void chan_set_init(struct chan_set *s);
+
+/* --- device side -------------------------------------------------------- */
+
+/* Create a channel in CONNECTING with windows of window bytes each (a power
+ * of two) and one reference (the device's).  Returns NULL with errno set. */
+struct chan *chan_new(struct chan_set *s, uint32_t window,
+                      const struct chan_backend *be, void *be_ctx,
+                      const char *name);
+/* The connection is established. */
+void chan_opened(struct chan *c);
+/* The guest sends no more / receives no more. */
+void chan_guest_eof(struct chan *c);
+void chan_guest_norecv(struct chan *c);
+/* Orderly end of both directions (the connection is gone). */
+void chan_closed(struct chan *c);
+/* The connection failed: err is what the host sees (ECONNREFUSED,
+ * ECONNRESET, ETIMEDOUT...).  Data already accepted into to_host stays
+ * readable (reads return it, then -err); to_guest is discarded. */
+void chan_reset(struct chan *c, int err);
+/* Guest data arrives: append up to len bytes from iov to to_host; returns
+ * the count taken (less than asked only if the guest overran its credit). */
+size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt);
+/* n bytes of to_guest were copied into guest buffers: drop them. */
+void chan_guest_took(struct chan *c, size_t n);
+
+/* --- host side ---------------------------------------------------------- */
+
+/* Install (or with fn NULL remove) the single host-side watcher. */
+void chan_watch(struct chan *c, chan_watch_fn fn, void *arg);
+/* Read up to len bytes.  Returns the count (> 0), 0 at EOF (guest_eof or
+ * CLOSED and drained), -EAGAIN when nothing is there yet, -c->error after a
+ * reset once to_host is drained, -ENOTCONN while CONNECTING. */
+ssize_t chan_read(struct chan *c, void *buf, size_t len);
+/* Zero-copy read: describe what chan_read would return as up to 2 iovecs
+ * (returns their count, or the same negative codes / 0 for EOF); then
+ * chan_consume() what was used. */
+int chan_peek(struct chan *c, struct iovec iov[2], size_t max);
+void chan_consume(struct chan *c, size_t n);
+/* Write up to len bytes.  Returns the count taken (> 0), -EAGAIN when the
+ * window is full, -EPIPE when the guest receives no more, the host shut its
+ * side or the channel is CLOSED, -c->error after a reset, -ENOTCONN while
+ * CONNECTING.  len 0 returns 0. */
+ssize_t chan_write(struct chan *c, const void *buf, size_t len);
+/* POLLIN/POLLOUT/POLLHUP/POLLERR as a socket would report them. */
+unsigned chan_poll(const struct chan *c);
+/* SHUT_WR from the host. */
+void chan_shutdown(struct chan *c);
+/* The host side's last reference goes: removes the watcher, tells the
+ * device (host_close) and drops the host's reference. */
+void chan_close(struct chan *c);
+
+/* --- both --------------------------------------------------------------- */
+void chan_ref(struct chan *c);
+/* Drop a reference; the channel is freed (and leaves its set) at zero. */
+void chan_unref(struct chan *c);
+const char *chan_state_name(const struct chan *c);
+/* One status line: name, state with half-close flags, byte counts,
+ * window fill. */
+void chan_describe(const struct chan *c, FILE *out);
+
+#endif

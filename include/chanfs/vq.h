@@ -1,0 +1,124 @@
+/*
+ * vq — split virtqueue, device side.
+ *
+ * Pops descriptor chains (direct and indirect) into iovecs over guest memory
+ * and pushes used entries strictly in the order the chains were popped
+ * (through an inorder window), whatever order the device completes them in.
+ *
+ * The driver is untrusted.  A descriptor loop, a chain longer than the
+ * queue, a head or next index out of range, an indirect table inside an
+ * indirect table or with NEXT set, an indirect table whose size is not a
+ * multiple of 16 or is 0, INDIRECT without the feature, a readable
+ * descriptor after a writable one, lengths whose sum overflows 32 bits,
+ * any address outside guest memory, or an avail index that moves by more
+ * than the queue size: the queue is marked broken with one log line naming
+ * the queue and the fault, and from then on pops nothing and pushes nothing.
+ * Other queues and devices are unaffected.  Ring memory is re-read from the
+ * guest once per field (no double fetch is trusted).
+ *
+ * VIRTIO_F_IN_ORDER: used entries are coalesced per batch.  Between two
+ * vq_flush() calls, consecutive completions form one batch as long as every
+ * element but the last was written in full (len == in_len); the batch is
+ * written as ONE used entry, in the used ring slot of the batch's first
+ * buffer, carrying the id and len of its last buffer, and used->idx advances
+ * by the number of buffers in the batch.  A driver infers len == in_len for
+ * the buffers it skipped (this is what Linux's in-order split ring does).
+ *
+ * EVENT_IDX: used_event decides whether vq_flush signals the call eventfd;
+ * vq_enable_notify writes avail_event.  Without it, the avail flag
+ * VRING_AVAIL_F_NO_INTERRUPT and used flag VRING_USED_F_NO_NOTIFY are used.
+ */
+#ifndef CHANFS_VQ_H
+#define CHANFS_VQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "chanfs/gmem.h"
+#include "chanfs/inorder.h"
+
+struct vring_desc;
+struct vring_avail;
+struct vring_used;
+
+/* Most iovecs one chain may map to (after splitting at region edges).  A
+ * longer chain breaks the queue ("chain too long"). */
+#define VQ_ELEM_MAX_IOV 256
+
+struct vq_elem {
+	uint16_t id;      /* head descriptor index */
+	uint32_t seq;     /* inorder sequence number */
+	uint32_t out_len; /* device-readable bytes */
+	uint32_t in_len;  /* device-writable bytes */
+	unsigned out_num; /* iov[0, out_num) are device-readable */
+	unsigned in_num;  /* iov[out_num, out_num + in_num) are device-writable */
+	struct iovec iov[VQ_ELEM_MAX_IOV];
+};
+
+struct vq {
+	const char *name;         /* for log lines, e.g. "vsock tx" */
+	const struct gmem *mem;
+	uint16_t num;             /* queue size, 0 when not set up */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t last_avail;      /* next avail entry to pop */
+	uint16_t used_idx;        /* used entries written (not yet published) */
+	uint16_t signalled_used;  /* used->idx at our last signal */
+	bool signalled_valid;
+	bool event_idx, indirect, in_order;
+	bool broken;
+	bool started;
+	int call_fd;              /* -1: nobody to signal */
+	struct inorder order;
+	uint32_t *in_lens;        /* in_len by head id (IN_ORDER batching) */
+	/* IN_ORDER batch under construction */
+	bool batch_open;
+	uint16_t batch_slot;      /* used idx of the batch's first buffer */
+	uint16_t batch_count;
+	uint32_t batch_id, batch_len, batch_full;
+};
+
+/* Prepare an idle queue named name (the string must outlive the vq). */
+void vq_init(struct vq *vq, const char *name);
+
+/* Start the queue on rings already translated to our addresses.  The caller
+ * (vu) has checked that each ring lies inside guest memory with the size
+ * num implies.  features are the negotiated virtio features (EVENT_IDX,
+ * INDIRECT_DESC, IN_ORDER are read from them).  last_avail is the value
+ * from SET_VRING_BASE.  Returns 0, -EINVAL (num not a power of two in
+ * 1..VQ_MAX_SIZE) or -ENOMEM. */
+int vq_start(struct vq *vq, const struct gmem *mem, uint16_t num,
+             struct vring_desc *desc, struct vring_avail *avail,
+             struct vring_used *used, uint16_t last_avail, uint64_t features);
+/* Stop the queue: completes nothing more, frees the window.  Returns the
+ * next avail index to pop (what GET_VRING_BASE reports). */
+uint16_t vq_stop(struct vq *vq);
+/* Set the eventfd signalled by vq_flush (-1 for none).  Not owned. */
+static inline void vq_set_call(struct vq *vq, int fd) { vq->call_fd = fd; }
+
+/* True if the driver has made buffers available that were not popped yet
+ * (false on a stopped or broken queue). */
+bool vq_has_avail(struct vq *vq);
+/* Pop the next chain into elem.  Returns 1 when popped, 0 when the ring is
+ * empty or inorder_outstanding() == num, -EIO when the queue is (or just
+ * became) broken. */
+int vq_pop(struct vq *vq, struct vq_elem *elem);
+/* Complete elem with len bytes written (len <= elem->in_len, clamped).
+ * The used entry is written when every earlier element is complete; it
+ * becomes visible to the driver at the next vq_flush.  Returns 0 or -EIO
+ * (broken or stopped queue: nothing written). */
+int vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
+/* Publish used entries written since the last flush (used->idx) and signal
+ * the call eventfd if the driver asked to be notified.  Returns true if it
+ * signalled. */
+bool vq_flush(struct vq *vq);
+
+/* Ask the driver not to kick (we are draining the ring). */
+void vq_disable_notify(struct vq *vq);
+/* Ask the driver to kick again; returns true if buffers became available
+ * meanwhile (then the caller should pop again before sleeping). */
+bool vq_enable_notify(struct vq *vq);
+
+#endif

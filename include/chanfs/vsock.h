@@ -1,0 +1,66 @@
+/*
+ * vsock — the virtio-vsock device (rx and tx queues; the event queue stays
+ * in the VMM).  Guest connections become channels (chan.h).
+ *
+ * Connections are keyed by (host port, guest port).  Credit flow control
+ * both ways: buf_alloc we advertise is the channel's to_host window,
+ * fwd_cnt is what the host has read; we never send beyond the guest's
+ * credit, and a guest that overruns ours is reset with a log line.  RX is
+ * pull-based: when the guest posts RX buffers we fill them — control
+ * replies first, then data round-robin across connections with credit.
+ */
+#ifndef CHANFS_VSOCK_H
+#define CHANFS_VSOCK_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct loop;
+struct chan;
+struct chan_set;
+struct vu_device;
+
+#define VSOCK_HOST_CID 2
+
+struct vsock_config {
+	uint64_t guest_cid;          /* served by GET_CONFIG (default 3) */
+	uint32_t buf_size;           /* per-connection window, power of two */
+	unsigned connect_timeout_ms; /* host → guest REQUEST without answer */
+	unsigned close_timeout_ms;   /* SHUTDOWN sent, no RST from the guest */
+	unsigned backlog;            /* queued guest connections per host port */
+};
+
+struct vsock;
+
+/* Create the device; register it with vu_new(l, path, vsock_vu_device(),
+ * v).  Returns NULL with errno set. */
+struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
+                        struct chan_set *chans);
+/* Reset every connection (ECONNRESET) and free. */
+void vsock_free(struct vsock *v);
+/* The device table to hand to vu_new, with v as its ctx. */
+const struct vu_device *vsock_vu_device(void);
+
+/* Host connects to guest port: returns 0 with *out a new channel in
+ * CONNECTING (a host reference is taken for the caller; watch it for OPEN or
+ * RESET with ECONNREFUSED / ETIMEDOUT), or -ENOTCONN when no driver is
+ * running, -EADDRINUSE when no host port is free. */
+int vsock_connect(struct vsock *v, uint32_t port, struct chan **out);
+
+/* Make host port listen for guest connections (idempotent).  Until then a
+ * guest REQUEST to that port is answered with RST. */
+void vsock_listen(struct vsock *v, uint32_t port);
+/* Take the oldest established guest connection queued on port: 0 with *out
+ * (a host reference for the caller), or -EAGAIN when none is waiting (the
+ * port listens from now on). */
+int vsock_accept(struct vsock *v, uint32_t port, struct chan **out);
+/* Called (from the device side, record work only) when a guest connection
+ * is queued on a listening port. */
+void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
+                       void *arg);
+
+/* Status text: device state, guest CID, features, each connection with
+ * ports, state and byte counts. */
+void vsock_status(const struct vsock *v, FILE *out);
+
+#endif
