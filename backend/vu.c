@@ -1,1 +1,372 @@
-/* vu: not written yet */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "chanfs/log.h"
+#include "chanfs/loop.h"
+#include "vu_priv.h"
+
+/* Messages handled per wake-up of the connection, so that a chatty
+ * front-end cannot starve kicks and the flush (the socket stays readable,
+ * and libevent comes back to it next turn). */
+#define VU_MSGS_PER_TURN 32
+/* How long to wait before accepting again when accept() fails for lack of
+ * fds or memory (the listener would otherwise stay readable and spin). */
+#define VU_ACCEPT_RETRY_SEC 1
+/* The kernel's limit on fds per sendmsg (SCM_MAX_FD). */
+#define VU_RX_MAX_FDS 253
+
+static void vu_rx_clear(struct vu_rx *rx)
+{
+	unsigned i;
+
+	for (i = 0; i < rx->msg.nfds; i++)
+		close(rx->msg.fds[i]);
+	rx->msg.nfds = 0;
+	rx->got = 0;
+	rx->dropped_fds = 0;
+}
+
+void vu_reset_session(struct vu *vu, bool keep_protocol)
+{
+	unsigned i;
+
+	for (i = 0; i < vu->dev->num_queues; i++)
+		vu_queue_stop(&vu->q[i]);
+	vu->dev->reset(vu->ctx);
+	gmem_clear(&vu->mem);
+	for (i = 0; i < vu->dev->num_queues; i++)
+		vu_queue_clear(&vu->q[i]);
+	vu->features = 0;
+	if (!keep_protocol)
+		vu->protocol_features = 0;
+}
+
+void vu_reset(struct vu *vu)
+{
+	vu_reset_session(vu, false);
+	vu_rx_clear(&vu->rx);
+}
+
+bool vu_running(const struct vu *vu)
+{
+	unsigned i;
+
+	for (i = 0; i < vu->dev->num_queues; i++)
+		if (vu->q[i].running)
+			return true;
+	return false;
+}
+
+uint64_t vu_features(const struct vu *vu)
+{
+	return vu->features;
+}
+
+/* --- the connection --------------------------------------------------- */
+
+/* Forget the front-end and go back to accepting. */
+static void vu_drop(struct vu *vu)
+{
+	vu_reset(vu);
+	event_free(vu->conn_ev);
+	vu->conn_ev = NULL;
+	close(vu->conn_fd);
+	vu->conn_fd = -1;
+	if (event_add(vu->listen_ev, NULL) < 0)
+		log_warnx("vu: %s: cannot watch the socket again", vu->path);
+}
+
+/* Keep the fds a recvmsg brought; a message may carry at most 8, the rest
+ * are closed and counted so the message fails its fd check. */
+static void vu_rx_fds(struct vu_rx *rx, struct msghdr *mh)
+{
+	struct cmsghdr *c;
+
+	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t n, i;
+		int fd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+			if (rx->msg.nfds < 8) {
+				rx->msg.fds[rx->msg.nfds++] = fd;
+			} else {
+				close(fd);
+				rx->dropped_fds++;
+			}
+		}
+	}
+	/* The kernel closed what did not fit our buffer. */
+	if (mh->msg_flags & MSG_CTRUNC)
+		rx->dropped_fds++;
+}
+
+/* Read more of the current message, never past its end (the next
+ * message's fds must not be taken for this one's).  Returns 1 when the
+ * message is complete, 0 when the socket has nothing more now, -errno when
+ * the connection must go (logged). */
+static int vu_rx_step(struct vu *vu)
+{
+	struct vu_rx *rx = &vu->rx;
+	/* Room for all a sender can attach to one sendmsg (SCM_MAX_FD), so
+	 * that the extra ones are counted in the log line and closed here. */
+	union {
+		char buf[CMSG_SPACE(VU_RX_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov;
+	struct msghdr mh;
+	uint32_t total;
+	bool in_hdr;
+	ssize_t n;
+
+	for (;;) {
+		in_hdr = rx->got < VU_HDR_SIZE;
+		total = VU_HDR_SIZE + (in_hdr ? 0 : rx->msg.size);
+		if (!in_hdr && rx->got == total)
+			return 1;
+		if (in_hdr)
+			iov.iov_base = rx->hdr + rx->got;
+		else
+			iov.iov_base = rx->msg.payload + (rx->got - VU_HDR_SIZE);
+		iov.iov_len = total - rx->got;
+		memset(&mh, 0, sizeof mh);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = sizeof cbuf.buf;
+		n = recvmsg(vu->conn_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			log_warn("vu: %s: front-end connection", vu->path);
+			return -errno;
+		}
+		vu_rx_fds(rx, &mh);
+		if (n == 0) {
+			if (rx->got > 0)
+				log_warnx("vu: %s: front-end disconnected in "
+				          "the middle of a message (%u of %u "
+				          "bytes)", vu->path, rx->got, total);
+			else
+				log_info("vu: %s: front-end disconnected",
+				         vu->path);
+			return -ECONNRESET;
+		}
+		rx->got += (uint32_t)n;
+		if (in_hdr && rx->got == VU_HDR_SIZE) {
+			memcpy(&rx->msg.request, rx->hdr, 4);
+			memcpy(&rx->msg.flags, rx->hdr + 4, 4);
+			memcpy(&rx->msg.size, rx->hdr + 8, 4);
+			/* Checked before reading on: size says how much. */
+			if (vu_msg_check_header(&rx->msg) < 0)
+				return -EPROTO;
+		}
+	}
+}
+
+static void vu_conn_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct vu *vu = arg;
+	int i, r;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < VU_MSGS_PER_TURN; i++) {
+		r = vu_rx_step(vu);
+		if (r == 0)
+			return;
+		if (r > 0) {
+			r = vu_msg_dispatch(vu, vu->conn_fd, &vu->rx.msg,
+			                    vu->rx.dropped_fds);
+			vu_rx_clear(&vu->rx);
+		}
+		if (r < 0) {
+			vu_drop(vu);
+			return;
+		}
+	}
+}
+
+static void vu_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct vu *vu = arg;
+	struct timeval tv = { VU_ACCEPT_RETRY_SEC, 0 };
+	int c;
+
+	(void)what;
+	c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (c < 0) {
+		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+			return;
+		log_warn("vu: %s: accept", vu->path);
+		event_del(vu->listen_ev);
+		event_add(vu->retry_ev, &tv);
+		return;
+	}
+	vu->conn_ev = event_new(loop_base(vu->loop), c, EV_READ | EV_PERSIST,
+	                        vu_conn_read, vu);
+	if (!vu->conn_ev || event_add(vu->conn_ev, NULL) < 0) {
+		log_warnx("vu: %s: cannot watch the front-end connection",
+		          vu->path);
+		if (vu->conn_ev)
+			event_free(vu->conn_ev);
+		vu->conn_ev = NULL;
+		close(c);
+		return;
+	}
+	vu->conn_fd = c;
+	/* One front-end at a time: the next waits in the backlog. */
+	event_del(vu->listen_ev);
+	log_info("vu: %s: front-end connected", vu->path);
+}
+
+static void vu_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct vu *vu = arg;
+
+	(void)fd;
+	(void)what;
+	if (vu->conn_fd < 0 && event_add(vu->listen_ev, NULL) < 0)
+		log_warnx("vu: %s: cannot watch the socket again", vu->path);
+}
+
+/* --- lifetime --------------------------------------------------------- */
+
+static bool vu_device_ok(const struct vu_device *dev)
+{
+	if (!dev || !dev->name || dev->num_queues < 1 ||
+	    dev->num_queues > VU_MAX_QUEUES ||
+	    dev->config_size > VU_MAX_CONFIG || !dev->get_config ||
+	    !dev->queue_started || !dev->queue_kicked ||
+	    !dev->queue_stopped || !dev->reset) {
+		log_warnx("vu: device description incomplete or out of range");
+		errno = EINVAL;
+		return false;
+	}
+	return true;
+}
+
+struct vu *vu_new_detached(struct loop *l, const struct vu_device *dev,
+                           void *ctx)
+{
+	struct vu *vu;
+	unsigned i;
+
+	if (!vu_device_ok(dev))
+		return NULL;
+	if (!(vu = calloc(1, sizeof *vu)))
+		return NULL;
+	vu->loop = l;
+	vu->dev = dev;
+	vu->ctx = ctx;
+	vu->listen_fd = -1;
+	vu->conn_fd = -1;
+	gmem_init(&vu->mem);
+	for (i = 0; i < VU_MAX_QUEUES; i++)
+		vu_queue_init(vu, i);
+	return vu;
+}
+
+/* Bind path, replacing a stale socket there but nothing else. */
+static int vu_listen(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof sa.sun_path) {
+		log_warnx("vu: %s: socket path too long", path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warnx("vu: %s: exists and is not a socket", path);
+			return -EEXIST;
+		}
+		if (unlink(path) < 0) {
+			log_warn("vu: %s: cannot remove stale socket", path);
+			return -errno;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_warn("vu: socket");
+		return -errno;
+	}
+	/* chmod before listen: until listen() nobody can connect, so there
+	 * is no window in which the socket is open to others. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
+		int err = errno;
+
+		log_warn("vu: %s: cannot listen", path);
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+struct vu *vu_new(struct loop *l, const char *path,
+                  const struct vu_device *dev, void *ctx)
+{
+	struct vu *vu = vu_new_detached(l, dev, ctx);
+	int fd;
+
+	if (!vu)
+		return NULL;
+	if (!(vu->path = strdup(path))) {
+		free(vu);
+		return NULL;
+	}
+	if ((fd = vu_listen(path)) < 0) {
+		free(vu->path);
+		free(vu);
+		errno = -fd;
+		return NULL;
+	}
+	vu->listen_fd = fd;
+	vu->listen_ev = event_new(loop_base(l), fd, EV_READ | EV_PERSIST,
+	                          vu_accept, vu);
+	vu->retry_ev = evtimer_new(loop_base(l), vu_accept_retry, vu);
+	if (!vu->listen_ev || !vu->retry_ev ||
+	    event_add(vu->listen_ev, NULL) < 0) {
+		log_warnx("vu: %s: cannot watch the socket", path);
+		vu_free(vu);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return vu;
+}
+
+void vu_free(struct vu *vu)
+{
+	if (!vu)
+		return;
+	vu_reset(vu);
+	if (vu->conn_ev)
+		event_free(vu->conn_ev);
+	if (vu->conn_fd >= 0)
+		close(vu->conn_fd);
+	if (vu->listen_ev)
+		event_free(vu->listen_ev);
+	if (vu->retry_ev)
+		event_free(vu->retry_ev);
+	if (vu->listen_fd >= 0) {
+		close(vu->listen_fd);
+		unlink(vu->path);
+	}
+	free(vu->path);
+	free(vu);
+}

@@ -34,16 +34,20 @@ struct gmem {
 static inline void gmem_init(struct gmem *m) { m->n = 0; }
 
 /* Map size bytes of fd at mmap_offset and add the region.  The fd is not
- * kept (the caller closes it).  Returns 0; -EINVAL for size 0, ranges that
+ * kept (the caller closes it).  mmap_offset need not be page-aligned (the
+ * mapping starts at its page).  Returns 0; -EINVAL for size 0, ranges that
  * wrap, or a gpa or uva range that overlaps an existing region; -E2BIG when
- * GMEM_MAX_REGIONS are in use; -errno from mmap. */
+ * GMEM_MAX_REGIONS are in use; -errno from mmap.  Every failure logs one
+ * line naming the region and the fault, so the caller need not log again. */
 int gmem_add(struct gmem *m, uint64_t gpa, uint64_t size, uint64_t uva,
              uint64_t mmap_offset, int fd);
 /* Unmap every region. */
 void gmem_clear(struct gmem *m);
 
 /* Our pointer to guest-physical [gpa, gpa+len) if it lies wholly inside one
- * region, else NULL.  len 0 is valid inside a region. */
+ * region, else NULL.  len 0 is valid when gpa is inside a region.  The
+ * translation functions never log: their callers know where the address
+ * came from. */
 void *gmem_gpa(const struct gmem *m, uint64_t gpa, uint64_t len);
 /* Same for a front-end virtual address range (ring addresses). */
 void *gmem_uva(const struct gmem *m, uint64_t uva, uint64_t len);

@@ -28,14 +28,17 @@ struct inorder {
 };
 
 /* Called once per flushed element, in sequence order.  last is true for the
- * final element of this run (so a caller can write one entry per batch). */
+ * final element of this run (so a caller can write one entry per batch).
+ * The window has already moved past seq when it is called; it may call
+ * inorder_begin but must not complete elements of the same window. */
 typedef void (*inorder_flush_fn)(void *arg, uint32_t seq, uint32_t id,
                                  uint32_t len, bool last);
 
 /* size must be a power of two in 1..32768.  Returns 0, -EINVAL or -ENOMEM. */
 int inorder_init(struct inorder *w, uint32_t size);
+/* Release the slot array; the window may be inorder_init'ed again. */
 void inorder_destroy(struct inorder *w);
-/* Forget everything outstanding; next == issued == start. */
+/* Forget everything outstanding and parked; next == issued == start. */
 void inorder_reset(struct inorder *w, uint32_t start);
 
 /* Elements handed out and not yet flushed. */
@@ -50,7 +53,8 @@ int64_t inorder_begin(struct inorder *w);
 
 /* Complete seq with (id, len).  Returns the number of elements flushed (0 if
  * parked), -EINVAL if seq is not outstanding, -EALREADY if it was already
- * completed. */
+ * completed.  flush may be NULL (the elements are then just dropped in
+ * order).  Nothing is logged: seq comes from the caller, not the guest. */
 int inorder_complete(struct inorder *w, uint32_t seq, uint32_t id,
                      uint32_t len, inorder_flush_fn flush, void *arg);
 

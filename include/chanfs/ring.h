@@ -7,7 +7,8 @@
  * writable edge later, nothing ever blocks.
  *
  * Edges, fired synchronously from the call that caused them:
- *   readable — used went from 0 to > 0 (ring_write, ring_commit);
+ *   readable — used went from 0 to > 0 (ring_write, ring_writev,
+ *              ring_commit);
  *   writable — used went from > lowat to <= lowat (ring_read, ring_consume,
  *              ring_reset).  lowat defaults to cap - 1, i.e. "not full".
  * Callbacks must not call back into the same ring; they record work (see
@@ -50,7 +51,8 @@ static inline int ring_full(const struct ring *r) { return ring_used(r) == r->ca
 
 /* Copy in up to len bytes; returns the count taken (0 when full). */
 size_t ring_write(struct ring *r, const void *data, size_t len);
-/* Copy in from an iovec array; returns the count taken. */
+/* Copy in from an iovec array, in order, until the ring is full; returns
+ * the count taken.  Fires readable at most once for the whole vector. */
 size_t ring_writev(struct ring *r, const struct iovec *iov, int iovcnt);
 /* Copy out up to len bytes; returns the count moved (0 when empty). */
 size_t ring_read(struct ring *r, void *data, size_t len);
@@ -58,13 +60,15 @@ size_t ring_read(struct ring *r, void *data, size_t len);
 /* Zero-copy read side: describe up to max readable bytes as 0..2 iovecs
  * (2 when the data wraps).  Returns the number of iovecs filled. */
 int ring_peek(const struct ring *r, struct iovec iov[2], size_t max);
-/* Drop n bytes from the front (n <= ring_used). */
+/* Drop n bytes from the front (n <= ring_used; more is clamped to
+ * ring_used). */
 void ring_consume(struct ring *r, size_t n);
 
 /* Zero-copy write side: describe up to max free bytes as 0..2 iovecs.
  * Returns the number filled. */
 int ring_reserve(const struct ring *r, struct iovec iov[2], size_t max);
-/* Publish n bytes written into the reserved space (n <= ring_space). */
+/* Publish n bytes written into the reserved space (n <= ring_space; more
+ * is clamped to ring_space). */
 void ring_commit(struct ring *r, size_t n);
 
 /* Drop all data (fires writable if the ring was above lowat). */

@@ -8,11 +8,16 @@
  * The driver is untrusted.  A descriptor loop, a chain longer than the
  * queue, a head or next index out of range, an indirect table inside an
  * indirect table or with NEXT set, an indirect table whose size is not a
- * multiple of 16 or is 0, INDIRECT without the feature, a readable
- * descriptor after a writable one, lengths whose sum overflows 32 bits,
- * any address outside guest memory, or an avail index that moves by more
- * than the queue size: the queue is marked broken with one log line naming
- * the queue and the fault, and from then on pops nothing and pushes nothing.
+ * multiple of 16 or is 0 or exceeds VQ_MAX_SIZE descriptors, INDIRECT
+ * without the feature, a readable descriptor after a writable one, lengths
+ * whose sum overflows 32 bits, a chain needing more than VQ_ELEM_MAX_IOV
+ * iovecs, any address outside guest memory, or an avail index that moves
+ * by more than the queue size: the queue is marked broken with one log
+ * line naming the queue, the descriptor index and the value at fault, and
+ * from then on pops nothing and pushes nothing.  Zero or more direct
+ * descriptors followed by one INDIRECT descriptor form one chain; an
+ * indirect table may cross a region edge.  Zero-length descriptors map to
+ * no iovec (their address is not checked).
  * Other queues and devices are unaffected.  Ring memory is re-read from the
  * guest once per field (no double fetch is trusted).
  *
@@ -65,19 +70,22 @@ struct vq {
 	struct vring_used *used;
 	uint16_t last_avail;      /* next avail entry to pop */
 	uint16_t used_idx;        /* used entries written (not yet published) */
-	uint16_t signalled_used;  /* used->idx at our last signal */
+	uint16_t signalled_used;  /* used->idx at our last flush decision */
 	bool signalled_valid;
 	bool event_idx, indirect, in_order;
 	bool broken;
 	bool started;
 	int call_fd;              /* -1: nobody to signal */
 	struct inorder order;
-	uint32_t *in_lens;        /* in_len by head id (IN_ORDER batching) */
+	uint32_t next_seq;        /* first seq of the next start, so elements
+	                             from before a restart stay refused */
+	uint32_t *in_lens;        /* in_len by seq % num (IN_ORDER batching;
+	                             seq, unlike a head id a hostile driver
+	                             may reuse, is unique while outstanding) */
 	/* IN_ORDER batch under construction */
 	bool batch_open;
 	uint16_t batch_slot;      /* used idx of the batch's first buffer */
-	uint16_t batch_count;
-	uint32_t batch_id, batch_len, batch_full;
+	uint32_t batch_id, batch_len; /* the batch's last buffer so far */
 };
 
 /* Prepare an idle queue named name (the string must outlive the vq). */
@@ -87,38 +95,53 @@ void vq_init(struct vq *vq, const char *name);
  * (vu) has checked that each ring lies inside guest memory with the size
  * num implies.  features are the negotiated virtio features (EVENT_IDX,
  * INDIRECT_DESC, IN_ORDER are read from them).  last_avail is the value
- * from SET_VRING_BASE.  Returns 0, -EINVAL (num not a power of two in
- * 1..VQ_MAX_SIZE) or -ENOMEM. */
+ * from SET_VRING_BASE; the used index continues from used->idx.  Kicks are
+ * (re-)enabled.  A started queue is stopped first.  Returns 0, -EINVAL (num
+ * not a power of two in 1..VQ_MAX_SIZE, or a ring not aligned as the spec
+ * requires: desc 16, avail 2, used 4; logged as one line) or -ENOMEM. */
 int vq_start(struct vq *vq, const struct gmem *mem, uint16_t num,
              struct vring_desc *desc, struct vring_avail *avail,
              struct vring_used *used, uint16_t last_avail, uint64_t features);
-/* Stop the queue: completes nothing more, frees the window.  Returns the
- * next avail index to pop (what GET_VRING_BASE reports). */
+/* Stop the queue: publishes the used entries already written (without
+ * signalling), completes nothing more, frees the window.  Returns the next
+ * avail index to pop (what GET_VRING_BASE reports): chains popped but not
+ * completed are given back, so it equals the used index and a restarted
+ * queue pops them again.  Pushing an element popped before vq_stop fails
+ * (-EIO while stopped, -EINVAL after a restart). */
 uint16_t vq_stop(struct vq *vq);
 /* Set the eventfd signalled by vq_flush (-1 for none).  Not owned. */
 static inline void vq_set_call(struct vq *vq, int fd) { vq->call_fd = fd; }
 
 /* True if the driver has made buffers available that were not popped yet
- * (false on a stopped or broken queue). */
+ * and vq_pop may take one (false on a stopped or broken queue, and while
+ * num elements are outstanding: complete one, then pop again). */
 bool vq_has_avail(struct vq *vq);
 /* Pop the next chain into elem.  Returns 1 when popped, 0 when the ring is
- * empty or inorder_outstanding() == num, -EIO when the queue is (or just
- * became) broken. */
+ * empty, the queue is stopped or inorder_outstanding() == num, -EIO when
+ * the queue is (or just became) broken.  Never allocates. */
 int vq_pop(struct vq *vq, struct vq_elem *elem);
 /* Complete elem with len bytes written (len <= elem->in_len, clamped).
  * The used entry is written when every earlier element is complete; it
- * becomes visible to the driver at the next vq_flush.  Returns 0 or -EIO
- * (broken or stopped queue: nothing written). */
+ * becomes visible to the driver at the next vq_flush.  Returns 0, -EIO
+ * (broken or stopped queue: nothing written) or -EINVAL (elem is not
+ * outstanding: pushed twice, or popped before a restart; a device bug,
+ * logged). */
 int vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
 /* Publish used entries written since the last flush (used->idx) and signal
- * the call eventfd if the driver asked to be notified.  Returns true if it
- * signalled. */
+ * the call eventfd if the driver asked to be notified: with EVENT_IDX when
+ * used_event lies among the entries just published (always at the first
+ * flush after vq_start), else unless avail->flags has NO_INTERRUPT.  Does
+ * nothing when nothing new was written.  Returns true if it signalled (an
+ * 8-byte write of 1). */
 bool vq_flush(struct vq *vq);
 
-/* Ask the driver not to kick (we are draining the ring). */
+/* Ask the driver not to kick (we are draining the ring).  With EVENT_IDX
+ * this writes nothing: avail_event simply stays behind. */
 void vq_disable_notify(struct vq *vq);
-/* Ask the driver to kick again; returns true if buffers became available
- * meanwhile (then the caller should pop again before sleeping). */
+/* Ask the driver to kick again (avail_event = next avail index, or clear
+ * NO_NOTIFY); returns true if buffers became available meanwhile (then the
+ * caller should pop again before sleeping), with vq_has_avail's rule on a
+ * full window. */
 bool vq_enable_notify(struct vq *vq);
 
 #endif

@@ -12,6 +12,35 @@
  * front-end is accepted.
  *
  * Devices plug in through struct vu_device and never see the protocol.
+ *
+ * Features: GET_FEATURES offers the device's bits plus VERSION_1,
+ * INDIRECT_DESC, EVENT_IDX, IN_ORDER and PROTOCOL_FEATURES; SET_FEATURES
+ * must be a subset, and may not change while a ring runs.  Protocol
+ * features offered: MQ, REPLY_ACK, CONFIG (VU_PROTOCOL_FEATURES).
+ *
+ * Rings: a ring starts (vq_start, then queue_started and one queue_kicked
+ * for buffers posted before the start) as soon as it has a size, addresses
+ * inside guest memory (checked for their full size and alignment), a kick
+ * fd, and is enabled: always without PROTOCOL_FEATURES, else after
+ * SET_VRING_ENABLE 1.  SET_VRING_ENABLE 0 stops it (queue_stopped) and 1
+ * resumes it where it stopped.  GET_VRING_BASE stops it, replies the index
+ * to resume from, and forgets the kick fd: the ring starts again only with
+ * a new one.  Size, base and addresses cannot change under a running ring.
+ * Kick, call and error fds must be eventfds; a kick without an fd (polling)
+ * is refused.
+ *
+ * SET_MEM_TABLE replaces the whole table (1..8 regions, one fd each,
+ * regular files holding every byte mapped).  Rings running at that moment
+ * are stopped first (so the device lets go of every element pointing into
+ * the old mappings; chains it had not completed are given back to the
+ * driver by vq_stop) and restarted on the new table.  A table that fails
+ * to map leaves the old one in place.
+ *
+ * Replies: with REPLY_ACK negotiated, a message with NEED_REPLY that has no
+ * reply of its own is answered u64 0 on success, 1 on failure, and the
+ * connection stays.  GET_CONFIG's error reply is an empty payload.  Any
+ * other failure drops the connection, and so does a malformed header
+ * (version, payload over VU_MAX_PAYLOAD) whatever was negotiated.
  */
 #ifndef CHANFS_VU_H
 #define CHANFS_VU_H
@@ -52,8 +81,9 @@ struct vu_device {
 
 struct vu;
 
-/* Listen on path (an existing socket file there is replaced) and serve dev.
- * Returns NULL with errno set (and a log line) on failure. */
+/* Listen on path (mode 0600; a socket file already there is replaced, any
+ * other file makes it fail with EEXIST) and serve dev.  Returns NULL with
+ * errno set (and a log line) on failure. */
 struct vu *vu_new(struct loop *l, const char *path,
                   const struct vu_device *dev, void *ctx);
 /* Drop any front-end (resetting the device), stop listening, unlink the
@@ -65,6 +95,82 @@ void vu_free(struct vu *vu);
 bool vu_running(const struct vu *vu);
 /* Negotiated virtio features (0 before SET_FEATURES). */
 uint64_t vu_features(const struct vu *vu);
+
+/* --- the wire protocol (docs/interop/vhost-user.rst), spelled once ---- */
+
+#define VU_HDR_SIZE 12            /* request u32, flags u32, size u32 */
+#define VU_VERSION 0x1            /* flags bits 0-1 */
+#define VU_FLAG_REPLY 0x4         /* set on every back-end reply */
+#define VU_FLAG_NEED_REPLY 0x8    /* REPLY_ACK: front-end wants an ack */
+#define VU_VRING_IDX_MASK ((uint64_t)0xff) /* KICK/CALL/ERR u64: queue */
+#define VU_VRING_NOFD ((uint64_t)0x100)    /* KICK/CALL/ERR u64: no fd */
+#define VU_MAX_CONFIG 256         /* largest GET_CONFIG payload */
+
+enum vu_request {
+	VU_GET_FEATURES = 1,
+	VU_SET_FEATURES = 2,
+	VU_SET_OWNER = 3,
+	VU_RESET_OWNER = 4,
+	VU_SET_MEM_TABLE = 5,
+	VU_SET_LOG_BASE = 6,
+	VU_SET_LOG_FD = 7,
+	VU_SET_VRING_NUM = 8,
+	VU_SET_VRING_ADDR = 9,
+	VU_SET_VRING_BASE = 10,
+	VU_GET_VRING_BASE = 11,
+	VU_SET_VRING_KICK = 12,
+	VU_SET_VRING_CALL = 13,
+	VU_SET_VRING_ERR = 14,
+	VU_GET_PROTOCOL_FEATURES = 15,
+	VU_SET_PROTOCOL_FEATURES = 16,
+	VU_GET_QUEUE_NUM = 17,
+	VU_SET_VRING_ENABLE = 18,
+	VU_GET_CONFIG = 24,
+	VU_SET_CONFIG = 25,
+	VU_REQUEST_MAX = 41,      /* first number past the spec's list */
+};
+
+/* Protocol feature bits (GET/SET_PROTOCOL_FEATURES). */
+#define VU_PROTOCOL_F_MQ 0
+#define VU_PROTOCOL_F_REPLY_ACK 3
+#define VU_PROTOCOL_F_CONFIG 9
+/* What vu offers: nothing it does not implement. */
+#define VU_PROTOCOL_FEATURES \
+	((1ULL << VU_PROTOCOL_F_MQ) | (1ULL << VU_PROTOCOL_F_REPLY_ACK) | \
+	 (1ULL << VU_PROTOCOL_F_CONFIG))
+
+/* Payload layouts (native byte order, no padding). */
+struct vu_vring_state {           /* NUM, BASE, GET_VRING_BASE, ENABLE */
+	uint32_t index;
+	uint32_t num;
+};
+struct vu_vring_addr {            /* SET_VRING_ADDR */
+	uint32_t index;
+	uint32_t flags;           /* bit 0: log (needs VHOST_F_LOG_ALL) */
+	uint64_t desc;            /* front-end virtual addresses */
+	uint64_t used;
+	uint64_t avail;
+	uint64_t log;             /* guest-physical, ignored */
+};
+struct vu_mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t uva;
+	uint64_t mmap_offset;
+};
+struct vu_mem_table {             /* SET_MEM_TABLE: size 8 + 32 * nregions */
+	uint32_t nregions;        /* 1..8, one fd per region, in order */
+	uint32_t padding;
+	struct vu_mem_region r[8];
+};
+struct vu_config_hdr {            /* GET/SET_CONFIG: size 12 + hdr.size */
+	uint32_t offset;
+	uint32_t size;
+	uint32_t flags;           /* 0: front-end access, 1: migration */
+};
+
+/* Name of a request number for log lines ("SET_VRING_NUM"), or NULL. */
+const char *vu_request_name(uint32_t request);
 
 /* --- entry points for tests and fuzzers ------------------------------- */
 

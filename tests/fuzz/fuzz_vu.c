@@ -1,0 +1,351 @@
+/*
+ * fuzz_vu — the vhost-user message handler against a hostile front-end.
+ *
+ * The input is a sequence of messages with fds (see fuzz_vu.h) fed to
+ * vu_handle_msg on a detached vu whose device pops and completes whatever
+ * the rings offer.  Whatever the input: every reply has a well-formed
+ * header and answers the request it follows, requests with their own reply
+ * get exactly one when they are accepted, no message gets two, queue starts
+ * and stops pair up, and after vu_reset nothing runs and no fd is left open.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "chanfs/log.h"
+#include "chanfs/loop.h"
+#include "chanfs/vq.h"
+#include "chanfs/vu.h"
+#include "fuzz_vu.h"
+
+#define CHECK(c) do { \
+	if (!(c)) { \
+		fprintf(stderr, "fuzz_vu: %s:%d: check failed: %s\n", \
+		        __FILE__, __LINE__, #c); \
+		abort(); \
+	} \
+} while (0)
+
+#define NQ 2
+/* eventfds the harness keeps a copy of, to kick with */
+#define MAX_KICKERS 64
+
+struct fdev {
+	unsigned running[NQ];
+	struct vq_elem elem;
+};
+
+/* Set up once: creating memfds and the vu per input would dominate. */
+struct env {
+	struct loop *loop;
+	struct vu *vu;
+	struct fdev dev;
+	int sv[2];
+	int memfd, pagefd;
+	uint8_t *mem;
+	int kickers[MAX_KICKERS];
+	unsigned nkickers;
+};
+
+static struct env *env;
+
+static void fdev_get_config(void *ctx, uint32_t off, void *buf, uint32_t len)
+{
+	(void)ctx;
+	/* vu promised the range is inside the 8 bytes. */
+	CHECK(len > 0 && off < 8 && len <= 8 - off);
+	memset(buf, 0x42, len);
+}
+
+static void fdev_started(void *ctx, unsigned q, struct vq *vq)
+{
+	struct fdev *d = ctx;
+
+	CHECK(q < NQ && vq && d->running[q] == 0);
+	d->running[q] = 1;
+}
+
+/* Drain the ring, touching every byte the device may touch. */
+static void fdev_kicked(void *ctx, unsigned q, struct vq *vq)
+{
+	struct fdev *d = ctx;
+	volatile uint8_t sink = 0;
+	unsigned i, n = 0;
+
+	CHECK(q < NQ && d->running[q] == 1);
+	while (n++ < 256 && vq_pop(vq, &d->elem) == 1) {
+		struct vq_elem *e = &d->elem;
+		uint32_t written = 0;
+
+		for (i = 0; i < e->out_num + e->in_num; i++) {
+			uint8_t *p = e->iov[i].iov_base;
+			size_t len = e->iov[i].iov_len;
+
+			if (len == 0)
+				continue;
+			if (i < e->out_num) {
+				sink ^= p[0];
+				sink ^= p[len - 1];
+			} else {
+				p[0] = 0xa5;
+				p[len - 1] = 0x5a;
+				written += (uint32_t)len;
+			}
+		}
+		vq_push(vq, e, written);
+	}
+	vq_flush(vq);
+	(void)sink;
+}
+
+static void fdev_stopped(void *ctx, unsigned q, struct vq *vq)
+{
+	struct fdev *d = ctx;
+
+	CHECK(q < NQ && vq && d->running[q] == 1);
+	d->running[q] = 0;
+}
+
+static void fdev_reset(void *ctx)
+{
+	struct fdev *d = ctx;
+	unsigned q;
+
+	/* Every queue was stopped before the reset. */
+	for (q = 0; q < NQ; q++)
+		CHECK(d->running[q] == 0);
+}
+
+static const struct vu_device fdev_desc = {
+	.name = "fuzz",
+	.features = 0,
+	.num_queues = NQ,
+	.config_size = 8,
+	.get_config = fdev_get_config,
+	.queue_started = fdev_started,
+	.queue_kicked = fdev_kicked,
+	.queue_stopped = fdev_stopped,
+	.reset = fdev_reset,
+};
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	CHECK(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;
+}
+
+static struct env *env_get(void)
+{
+	struct env *e;
+
+	if (env)
+		return env;
+	e = calloc(1, sizeof *e);
+	CHECK(e);
+	/* FUZZ_VU_DEBUG=1 traces every message (to see what a seed does). */
+	log_init("fuzz_vu", getenv("FUZZ_VU_DEBUG") != NULL);
+	e->loop = loop_new();
+	CHECK(e->loop);
+	e->vu = vu_new_detached(e->loop, &fdev_desc, &e->dev);
+	CHECK(e->vu);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, e->sv) == 0);
+	CHECK(fcntl(e->sv[1], F_SETFL, O_NONBLOCK) == 0);
+	e->memfd = memfd_create("fuzz-guest", MFD_CLOEXEC);
+	e->pagefd = memfd_create("fuzz-page", MFD_CLOEXEC);
+	CHECK(e->memfd >= 0 && e->pagefd >= 0);
+	CHECK(ftruncate(e->memfd, FUZZ_VU_MEM) == 0);
+	CHECK(ftruncate(e->pagefd, 4096) == 0);
+	e->mem = mmap(NULL, FUZZ_VU_MEM, PROT_READ | PROT_WRITE, MAP_SHARED,
+	              e->memfd, 0);
+	CHECK(e->mem != MAP_FAILED);
+	env = e;
+	return e;
+}
+
+static void kickers_close(struct env *e)
+{
+	unsigned i;
+
+	for (i = 0; i < e->nkickers; i++)
+		close(e->kickers[i]);
+	e->nkickers = 0;
+}
+
+static int make_fd(struct env *e, unsigned kind)
+{
+	int fd = -1, p[2];
+
+	switch (kind) {
+	case FUZZ_VU_FD_MEM:
+		fd = dup(e->memfd);
+		break;
+	case FUZZ_VU_FD_EVENT:
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0 && e->nkickers < MAX_KICKERS) {
+			e->kickers[e->nkickers] = dup(fd);
+			CHECK(e->kickers[e->nkickers] >= 0);
+			e->nkickers++;
+		}
+		break;
+	case FUZZ_VU_FD_PAGE:
+		fd = dup(e->pagefd);
+		break;
+	default:
+		CHECK(pipe2(p, O_CLOEXEC) == 0);
+		close(p[1]);
+		fd = p[0];
+		break;
+	}
+	CHECK(fd >= 0);
+	return fd;
+}
+
+/* Read every reply waiting; returns how many there were, checking each
+ * answers req. */
+static unsigned drain_replies(struct env *e, uint32_t req)
+{
+	uint8_t buf[VU_HDR_SIZE + VU_MAX_PAYLOAD];
+	unsigned n = 0;
+	uint32_t hdr[3];
+	ssize_t got;
+
+	for (;;) {
+		got = recv(e->sv[1], hdr, sizeof hdr, MSG_DONTWAIT);
+		if (got < 0 && errno == EAGAIN)
+			return n;
+		CHECK(got == (ssize_t)sizeof hdr);
+		CHECK(hdr[0] == req);
+		CHECK(hdr[1] == (VU_VERSION | VU_FLAG_REPLY));
+		CHECK(hdr[2] <= sizeof buf - VU_HDR_SIZE);
+		if (hdr[2])
+			CHECK(recv(e->sv[1], buf, hdr[2], MSG_DONTWAIT) ==
+			      (ssize_t)hdr[2]);
+		n++;
+	}
+}
+
+static bool has_own_reply(uint32_t req)
+{
+	return req == VU_GET_FEATURES || req == VU_GET_PROTOCOL_FEATURES ||
+	       req == VU_GET_QUEUE_NUM || req == VU_GET_VRING_BASE ||
+	       req == VU_GET_CONFIG;
+}
+
+/* As a disconnect would: the server forgets the front-end. */
+static void disconnect(struct env *e)
+{
+	unsigned q;
+
+	vu_reset(e->vu);
+	CHECK(!vu_running(e->vu));
+	CHECK(vu_features(e->vu) == 0);
+	for (q = 0; q < NQ; q++)
+		CHECK(e->dev.running[q] == 0);
+	kickers_close(e);
+}
+
+static void poke(struct env *e, const uint8_t *p, size_t len)
+{
+	size_t off;
+
+	if (len < 2)
+		return;
+	off = (p[0] | (size_t)p[1] << 8) % FUZZ_VU_MEM;
+	len -= 2;
+	if (len > FUZZ_VU_MEM - off)
+		len = FUZZ_VU_MEM - off;
+	memcpy(e->mem + off, p + 2, len);
+}
+
+static void kick(struct env *e)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	for (i = 0; i < e->nkickers; i++)
+		CHECK(write(e->kickers[i], &one, sizeof one) == sizeof one ||
+		      errno == EAGAIN);
+	event_base_loop(loop_base(e->loop), EVLOOP_NONBLOCK);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct vu_msg m;
+	struct env *e = env_get();
+	size_t pos = 0;
+	/* Counted per input: libFuzzer itself opens fds between inputs (the
+	 * symbolizer's pipes when it reports a new function). */
+	int baseline = count_fds();
+
+	memset(e->mem, 0, FUZZ_VU_MEM);
+	while (size - pos >= FUZZ_VU_HDR) {
+		const uint8_t *h = data + pos;
+		uint32_t msize = h[3] | (uint32_t)h[4] << 8;
+		size_t take = msize, i;
+		unsigned nfds = h[2] & 0xf, replies;
+		int r;
+
+		pos += FUZZ_VU_HDR;
+		if (take > VU_MAX_PAYLOAD)
+			take = VU_MAX_PAYLOAD;
+		if (take > size - pos)
+			take = size - pos;
+		if (h[0] == FUZZ_VU_POKE) {
+			poke(e, data + pos, take);
+			pos += take;
+			continue;
+		}
+		if (h[0] == FUZZ_VU_KICK) {
+			kick(e);
+			pos += take;
+			continue;
+		}
+		memset(&m, 0, offsetof(struct vu_msg, payload));
+		m.request = h[0];
+		if ((h[1] & 0xf0) == 0xf0)
+			m.flags = h[1] & 0xf;
+		else
+			m.flags = VU_VERSION | ((h[1] & 1) ? VU_FLAG_NEED_REPLY
+			                                   : 0);
+		m.size = msize;
+		memcpy(m.payload, data + pos, take);
+		memset(m.payload + take, 0, VU_MAX_PAYLOAD - take);
+		pos += take;
+		if (nfds > 8)
+			nfds = 8;
+		for (i = 0; i < nfds; i++)
+			m.fds[i] = make_fd(e, (h[2] >> 4) & 3);
+		m.nfds = nfds;
+
+		r = vu_handle_msg(e->vu, e->sv[0], &m);
+		replies = drain_replies(e, m.request);
+		CHECK(replies <= 1);
+		if (r == 0 && has_own_reply(m.request))
+			CHECK(replies == 1);
+		if (r < 0)
+			disconnect(e);
+	}
+	disconnect(e);
+	CHECK(count_fds() == baseline);
+	return 0;
+}

@@ -1,0 +1,437 @@
+/*
+ * gen-corpus-vu DIR — write the seed corpus of fuzz_vu: the message
+ * sequence QEMU 7.2 sends a vhost-user-vsock back-end (taken from the
+ * back-end's debug log in tests/integration/qemu_accept.sh), the ring start
+ * that follows when a guest driver loads, and one input per class of
+ * malformed message the server must reject.  The committed
+ * tests/fuzz/corpus/vu/ was made with it; crashers found by fuzzing are
+ * added there by hand (named crash-*).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/virtio_ring.h>
+
+#include "chanfs/virtio.h"
+#include "chanfs/vu.h"
+#include "fuzz_vu.h"
+
+#define NEED 1                       /* flags byte: NEED_REPLY */
+#define FDS(n, kind) ((n) | (kind) << 4)
+#define EV FUZZ_VU_FD_EVENT
+#define MEMFD FUZZ_VU_FD_MEM
+
+/* Ring layout of queue q in guest memory, and its buffers. */
+#define QSIZE 8
+#define DESC(q) (0x1000ULL + 0x3000ULL * (q))
+#define AVAIL(q) (DESC(q) + 0x1000)
+#define USED(q) (DESC(q) + 0x2000)
+#define DATA 0x8000ULL
+
+/* What a Linux 6.1 guest acks for vhost-user-vsock, plus the bit QEMU
+ * adds for the back-end. */
+#define ACKED (VBIT(VIRTIO_F_VERSION_1_BIT) | \
+               VBIT(VIRTIO_RING_F_INDIRECT_DESC_BIT) | \
+               VBIT(VIRTIO_RING_F_EVENT_IDX_BIT) | \
+               VBIT(VHOST_USER_F_PROTOCOL_FEATURES_BIT))
+
+struct seed {
+	uint8_t buf[1 << 16];
+	size_t len;
+};
+
+static const char *out_dir;
+
+static void rec(struct seed *s, uint8_t req, uint8_t flags, uint8_t fds,
+                const void *p, uint16_t size, uint16_t have)
+{
+	uint8_t *h = s->buf + s->len;
+
+	if (s->len + FUZZ_VU_HDR + have > sizeof s->buf) {
+		fprintf(stderr, "gen-corpus-vu: seed too large\n");
+		exit(1);
+	}
+	h[0] = req;
+	h[1] = flags;
+	h[2] = fds;
+	h[3] = size & 0xff;
+	h[4] = size >> 8;
+	memcpy(h + FUZZ_VU_HDR, p, have);
+	s->len += FUZZ_VU_HDR + have;
+}
+
+static void msg(struct seed *s, uint8_t req, uint8_t flags, uint8_t fds,
+                const void *p, uint16_t size)
+{
+	rec(s, req, flags, fds, p, size, size);
+}
+
+static void msg0(struct seed *s, uint8_t req)
+{
+	msg(s, req, 0, 0, NULL, 0);
+}
+
+static void msg_u64(struct seed *s, uint8_t req, uint8_t flags, uint64_t v)
+{
+	msg(s, req, flags, 0, &v, 8);
+}
+
+static void msg_state(struct seed *s, uint8_t req, uint8_t flags,
+                      uint32_t index, uint32_t num)
+{
+	struct vu_vring_state st = { index, num };
+
+	msg(s, req, flags, 0, &st, sizeof st);
+}
+
+/* KICK/CALL/ERR with one fd of kind (or NOFD when kind < 0). */
+static void msg_file(struct seed *s, uint8_t req, uint8_t flags, unsigned q,
+                     int kind)
+{
+	uint64_t v = q | (kind < 0 ? VU_VRING_NOFD : 0);
+
+	msg(s, req, flags, kind < 0 ? 0 : FDS(1, kind), &v, 8);
+}
+
+static void msg_addr(struct seed *s, uint8_t flags, unsigned q,
+                     uint64_t desc, uint64_t used, uint64_t avail)
+{
+	struct vu_vring_addr a = { q, 0, desc, used, avail, 0 };
+
+	msg(s, VU_SET_VRING_ADDR, flags, 0, &a, sizeof a);
+}
+
+static void msg_mem(struct seed *s, uint8_t flags, uint8_t fds,
+                    const struct vu_mem_region *r, unsigned n)
+{
+	struct vu_mem_table t = { .nregions = n };
+
+	memcpy(t.r, r, n * sizeof *r);
+	msg(s, VU_SET_MEM_TABLE, flags, fds, &t, (uint16_t)(8 + 32 * n));
+}
+
+static void msg_config(struct seed *s, uint8_t req, uint8_t flags,
+                       uint32_t off, uint32_t len)
+{
+	uint8_t p[12 + 8] = { 0 };
+	struct vu_config_hdr h = { off, len, 0 };
+
+	memcpy(p, &h, sizeof h);
+	msg(s, req, flags, 0, p, (uint16_t)(12 + (len <= 8 ? len : 8)));
+}
+
+static void poke(struct seed *s, uint64_t gpa, const void *p, uint16_t len)
+{
+	uint8_t b[2 + 512];
+
+	b[0] = gpa & 0xff;
+	b[1] = (gpa >> 8) & 0xff;
+	memcpy(b + 2, p, len);
+	msg(s, FUZZ_VU_POKE, 0, 0, b, (uint16_t)(2 + len));
+}
+
+static void kick(struct seed *s)
+{
+	msg(s, FUZZ_VU_KICK, 0, 0, NULL, 0);
+}
+
+/* The driver posts one buffer on queue q: a readable one on queue 0 (tx),
+ * a writable one on queue 1 (rx), in descriptor slot and avail entry n. */
+static void post(struct seed *s, unsigned q, uint16_t n)
+{
+	struct vring_desc d = {
+		.addr = DATA + 0x1000 * q + 0x100 * n,
+		.len = 64,
+		.flags = q ? VRING_DESC_F_WRITE : 0,
+	};
+	uint16_t head = n % QSIZE, idx = n + 1;
+
+	poke(s, DESC(q) + 16 * head, &d, sizeof d);
+	poke(s, AVAIL(q) + 4 + 2 * head, &head, 2);
+	poke(s, AVAIL(q) + 2, &idx, 2);
+}
+
+/* vhost_user_backend_init, vhost_dev_init and the device's GET_CONFIG, in
+ * the order QEMU 7.2 sent them to chanfs-echodev. */
+static void qemu_init(struct seed *s)
+{
+	msg0(s, VU_GET_FEATURES);
+	msg0(s, VU_GET_PROTOCOL_FEATURES);
+	msg_u64(s, VU_SET_PROTOCOL_FEATURES, 0, VU_PROTOCOL_FEATURES);
+	msg0(s, VU_GET_QUEUE_NUM);
+	msg0(s, VU_SET_OWNER);
+	msg0(s, VU_GET_FEATURES);
+	msg_file(s, VU_SET_VRING_CALL, 0, 0, EV);
+	msg_file(s, VU_SET_VRING_ERR, 0, 0, EV);
+	msg_file(s, VU_SET_VRING_CALL, 0, 1, EV);
+	msg_file(s, VU_SET_VRING_ERR, 0, 1, EV);
+	msg_config(s, VU_GET_CONFIG, 0, 0, 8);
+}
+
+static const struct vu_mem_region whole = { 0, FUZZ_VU_MEM, FUZZ_VU_UVA, 0 };
+
+static bool has_pf(uint64_t features)
+{
+	return features & VBIT(VHOST_USER_F_PROTOCOL_FEATURES_BIT);
+}
+
+/* vhost_dev_start once the guest driver is ready. */
+static void qemu_start(struct seed *s, uint64_t features, uint16_t base)
+{
+	unsigned q;
+
+	msg_u64(s, VU_SET_FEATURES, 0, features);
+	msg_mem(s, NEED, FDS(1, MEMFD), &whole, 1);
+	for (q = 0; q < 2; q++) {
+		msg_state(s, VU_SET_VRING_NUM, 0, q, QSIZE);
+		msg_state(s, VU_SET_VRING_BASE, 0, q, base);
+		msg_addr(s, 0, q, FUZZ_VU_UVA + DESC(q), FUZZ_VU_UVA + USED(q),
+		         FUZZ_VU_UVA + AVAIL(q));
+		msg_file(s, VU_SET_VRING_KICK, 0, q, EV);
+	}
+	/* Only with PROTOCOL_FEATURES: rings start enabled without it. */
+	for (q = 0; q < 2 && has_pf(features); q++)
+		msg_state(s, VU_SET_VRING_ENABLE, 0, q, 1);
+	for (q = 0; q < 2; q++)
+		msg_file(s, VU_SET_VRING_CALL, 0, q, EV);
+}
+
+static void qemu_stop(struct seed *s, uint64_t features)
+{
+	unsigned q;
+
+	for (q = 0; q < 2 && has_pf(features); q++)
+		msg_state(s, VU_SET_VRING_ENABLE, 0, q, 0);
+	for (q = 0; q < 2; q++)
+		msg_state(s, VU_GET_VRING_BASE, 0, q, 0);
+}
+
+static void save(const struct seed *s, const char *name)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", out_dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, s->buf, s->len) != (ssize_t)s->len) {
+		fprintf(stderr, "gen-corpus-vu: %s: %s\n", path,
+		        strerror(errno));
+		exit(1);
+	}
+	close(fd);
+}
+
+/* A seed that starts with the 7.2 handshake (and optionally the ring
+ * start) and ends with one malformed message and a message after it. */
+static void bad(const char *name, bool start,
+                void (*fn)(struct seed *s))
+{
+	static struct seed s;
+
+	memset(&s, 0, sizeof s);
+	qemu_init(&s);
+	if (start)
+		qemu_start(&s, ACKED, 0);
+	fn(&s);
+	msg0(&s, VU_GET_QUEUE_NUM);
+	save(&s, name);
+}
+
+static void bad_size(struct seed *s)
+{
+	uint32_t four = 4;
+
+	msg(s, VU_SET_VRING_NUM, NEED, 0, &four, 4);
+}
+
+static void bad_fds(struct seed *s)
+{
+	msg(s, VU_SET_OWNER, NEED, FDS(3, EV), NULL, 0);
+}
+
+static void bad_mem_fd_count(struct seed *s)
+{
+	struct vu_mem_region r[2] = {
+		{ 0, 0x8000, FUZZ_VU_UVA, 0 },
+		{ 0x8000, 0x8000, FUZZ_VU_UVA + 0x8000, 0x8000 },
+	};
+
+	msg_mem(s, NEED, FDS(1, MEMFD), r, 2);
+}
+
+static void bad_mem_overlap(struct seed *s)
+{
+	struct vu_mem_region r[2] = {
+		{ 0, 0x8000, FUZZ_VU_UVA, 0 },
+		{ 0x4000, 0x8000, FUZZ_VU_UVA + 0x10000, 0x8000 },
+	};
+
+	msg_mem(s, NEED, FDS(2, MEMFD), r, 2);
+}
+
+static void bad_mem_fd_too_small(struct seed *s)
+{
+	msg_mem(s, NEED, FDS(1, FUZZ_VU_FD_PAGE), &whole, 1);
+}
+
+static void bad_mem_not_memory(struct seed *s)
+{
+	msg_mem(s, NEED, FDS(1, FUZZ_VU_FD_PIPE), &whole, 1);
+}
+
+static void bad_mem_nine_regions(struct seed *s)
+{
+	uint32_t p[2] = { 9, 0 };
+
+	msg(s, VU_SET_MEM_TABLE, NEED, 0, p, 8);
+}
+
+static void bad_queue_index(struct seed *s)
+{
+	msg_state(s, VU_SET_VRING_NUM, NEED, 9, 256);
+	msg_state(s, VU_GET_VRING_BASE, NEED, 2, 0);
+}
+
+static void bad_queue_size(struct seed *s)
+{
+	msg_state(s, VU_SET_VRING_NUM, NEED, 0, 3);
+	msg_state(s, VU_SET_VRING_NUM, NEED, 0, 65536);
+}
+
+static void bad_ring_outside(struct seed *s)
+{
+	msg_u64(s, VU_SET_FEATURES, 0, ACKED);
+	msg_mem(s, 0, FDS(1, MEMFD), &whole, 1);
+	msg_state(s, VU_SET_VRING_NUM, 0, 0, QSIZE);
+	msg_addr(s, NEED, 0, FUZZ_VU_UVA + FUZZ_VU_MEM - 64,
+	         FUZZ_VU_UVA + USED(0), FUZZ_VU_UVA + AVAIL(0));
+	msg_addr(s, NEED, 0, FUZZ_VU_UVA + DESC(0), FUZZ_VU_UVA + USED(0) + 2,
+	         FUZZ_VU_UVA + AVAIL(0));
+}
+
+static void bad_unknown(struct seed *s)
+{
+	msg(s, 99, NEED, 0, NULL, 0);
+	msg(s, VU_SET_LOG_BASE, NEED, FDS(1, MEMFD), "\0\0\0\0\0\0\0\0", 8);
+}
+
+static void bad_version(struct seed *s)
+{
+	msg(s, VU_SET_OWNER, 0xf2, 0, NULL, 0);
+}
+
+static void bad_oversize(struct seed *s)
+{
+	static const uint8_t junk[64];
+
+	rec(s, VU_SET_FEATURES, NEED, 0, junk, VU_MAX_PAYLOAD + 1,
+	    sizeof junk);
+}
+
+static void bad_set_config(struct seed *s)
+{
+	msg_config(s, VU_SET_CONFIG, NEED, 0, 8);
+	msg_config(s, VU_GET_CONFIG, 0, 4, 8);
+	msg_config(s, VU_GET_CONFIG, 0, 0, 300);
+}
+
+static void bad_kick(struct seed *s)
+{
+	msg_file(s, VU_SET_VRING_KICK, NEED, 0, -1);
+	msg_file(s, VU_SET_VRING_KICK, NEED, 1, FUZZ_VU_FD_PIPE);
+	kick(s);
+}
+
+static void bad_running(struct seed *s)
+{
+	post(s, 0, 0);
+	kick(s);
+	msg_state(s, VU_SET_VRING_NUM, NEED, 0, 16);
+	msg_u64(s, VU_SET_FEATURES, NEED, VBIT(VIRTIO_F_VERSION_1_BIT));
+	msg_addr(s, NEED, 1, FUZZ_VU_UVA, FUZZ_VU_UVA + 0x100,
+	         FUZZ_VU_UVA + 0x200);
+	msg_mem(s, NEED, FDS(1, MEMFD), &whole, 1);
+	post(s, 0, 1);
+	kick(s);
+	msg0(s, VU_RESET_OWNER);
+}
+
+static void bad_features(struct seed *s)
+{
+	msg_u64(s, VU_SET_FEATURES, NEED, ACKED | (1ULL << 26));
+	msg_u64(s, VU_SET_PROTOCOL_FEATURES, NEED, 1ULL << 1);
+}
+
+static void ok_traffic(struct seed *s, uint64_t features)
+{
+	unsigned i;
+
+	qemu_init(s);
+	for (i = 0; i < 3; i++) {
+		post(s, 0, (uint16_t)i);
+		post(s, 1, (uint16_t)i);
+	}
+	qemu_start(s, features, 0);
+	for (; i < 6; i++) {
+		post(s, 0, (uint16_t)i);
+		post(s, 1, (uint16_t)i);
+		kick(s);
+	}
+	qemu_stop(s, features);
+	/* and again, from where it stopped */
+	qemu_start(s, features, 6);
+	post(s, 0, 6);
+	kick(s);
+}
+
+int main(int argc, char **argv)
+{
+	static struct seed s;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: gen-corpus-vu DIR\n");
+		return 2;
+	}
+	out_dir = argv[1];
+
+	memset(&s, 0, sizeof s);
+	qemu_init(&s);
+	save(&s, "ok-qemu-72-init");
+
+	memset(&s, 0, sizeof s);
+	ok_traffic(&s, ACKED);
+	save(&s, "ok-qemu-72-start-traffic-stop-restart");
+
+	memset(&s, 0, sizeof s);
+	ok_traffic(&s, ACKED | VBIT(VIRTIO_F_IN_ORDER_BIT));
+	save(&s, "ok-in-order");
+
+	memset(&s, 0, sizeof s);
+	ok_traffic(&s, VBIT(VIRTIO_F_VERSION_1_BIT));
+	save(&s, "ok-no-protocol-features");
+
+	bad("bad-payload-size", false, bad_size);
+	bad("bad-fds-on-set-owner", false, bad_fds);
+	bad("bad-mem-table-fd-count", false, bad_mem_fd_count);
+	bad("bad-mem-table-overlap", false, bad_mem_overlap);
+	bad("bad-mem-table-fd-too-small", false, bad_mem_fd_too_small);
+	bad("bad-mem-table-not-memory", false, bad_mem_not_memory);
+	bad("bad-mem-table-nine-regions", false, bad_mem_nine_regions);
+	bad("bad-queue-index", false, bad_queue_index);
+	bad("bad-queue-size", false, bad_queue_size);
+	bad("bad-ring-outside-memory", false, bad_ring_outside);
+	bad("bad-unknown-request", false, bad_unknown);
+	bad("bad-version", false, bad_version);
+	bad("bad-oversize-payload", false, bad_oversize);
+	bad("bad-config-access", false, bad_set_config);
+	bad("bad-kick-nofd-and-eof", false, bad_kick);
+	bad("bad-changes-while-running", true, bad_running);
+	bad("bad-features", false, bad_features);
+	return 0;
+}

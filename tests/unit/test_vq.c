@@ -1,0 +1,650 @@
+/*
+ * vq: well-formed chains, completion order, IN_ORDER batching,
+ * notification and start/stop, against a test driver writing rings into
+ * memfd-backed guest memory (vq_fixture.h).  Hostile tables are in
+ * test_vq_hostile.c.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vq_fixture.h"
+
+/* ---- well-formed chains ------------------------------------------------ */
+
+static void vq_pop_maps_readable_then_writable_descriptors(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct vq_elem *e = f->e[0];
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	set_desc(r->desc, 5, DATA, 100, R | N, 2);
+	set_desc(r->desc, 2, DATA + 100, 50, R | N, 7);
+	set_desc(r->desc, 7, DATA + 0x1000, 200, W | N, 0);
+	set_desc(r->desc, 0, DATA + 0x2000, 10, W, 1);
+	post(r, 5);
+	assert_true(vq_has_avail(&r->vq));
+	assert_int_equal(vq_pop(&r->vq, e), 1);
+	assert_int_equal(e->id, 5);
+	assert_int_equal(e->out_num, 2);
+	assert_int_equal(e->in_num, 2);
+	assert_int_equal(e->out_len, 150);
+	assert_int_equal(e->in_len, 210);
+	assert_ptr_equal(e->iov[0].iov_base, gpa(f, DATA, 100));
+	assert_int_equal(e->iov[0].iov_len, 100);
+	assert_ptr_equal(e->iov[1].iov_base, gpa(f, DATA + 100, 50));
+	assert_ptr_equal(e->iov[2].iov_base, gpa(f, DATA + 0x1000, 200));
+	assert_int_equal(e->iov[2].iov_len, 200);
+	assert_ptr_equal(e->iov[3].iov_base, gpa(f, DATA + 0x2000, 10));
+	assert_false(vq_has_avail(&r->vq));
+	assert_int_equal(vq_pop(&r->vq, e), 0);
+}
+
+static void vq_pop_splits_a_buffer_that_crosses_a_region_edge(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct vq_elem *e = f->e[0];
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	set_desc(r->desc, 0, REGION - 100, 200, W, 0);
+	post(r, 0);
+	assert_int_equal(vq_pop(&r->vq, e), 1);
+	assert_int_equal(e->in_num, 2);
+	assert_int_equal(e->in_len, 200);
+	assert_ptr_equal(e->iov[0].iov_base, gpa(f, REGION - 100, 100));
+	assert_int_equal(e->iov[0].iov_len, 100);
+	assert_ptr_equal(e->iov[1].iov_base, gpa(f, REGION, 100));
+	assert_int_equal(e->iov[1].iov_len, 100);
+}
+
+static void vq_pop_maps_zero_length_descriptors_to_no_iovec(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct vq_elem *e = f->e[0];
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	set_desc(r->desc, 0, DATA, 0, R | N, 1);
+	set_desc(r->desc, 1, MEM_END + 0x1000, 0, W | N, 2);
+	set_desc(r->desc, 2, DATA, 8, W, 0);
+	post(r, 0);
+	assert_int_equal(vq_pop(&r->vq, e), 1);
+	assert_int_equal(e->out_num, 0);
+	assert_int_equal(e->in_num, 1);
+	assert_int_equal(e->in_len, 8);
+}
+
+static void vq_pop_maps_an_indirect_table(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct vq_elem *e = f->e[0];
+	struct vring_desc *t = table_at(f, IND, 3);
+
+	ring_start(f, r, "rx", RING1, 8, F_INDIRECT, 0);
+	set_desc(t, 0, DATA, 44, R | N, 2);
+	set_desc(t, 2, DATA + 0x100, 4096, W | N, 1);
+	set_desc(t, 1, REGION + 0x100, 8, W, 0);
+	set_desc(r->desc, 4, IND, 3 * 16, I, 0);
+	post(r, 4);
+	assert_int_equal(vq_pop(&r->vq, e), 1);
+	assert_int_equal(e->id, 4);
+	assert_int_equal(e->out_num, 1);
+	assert_int_equal(e->in_num, 2);
+	assert_int_equal(e->out_len, 44);
+	assert_int_equal(e->in_len, 4104);
+	assert_ptr_equal(e->iov[1].iov_base, gpa(f, DATA + 0x100, 4096));
+	assert_ptr_equal(e->iov[2].iov_base, gpa(f, REGION + 0x100, 8));
+}
+
+static void vq_pop_maps_direct_descriptors_followed_by_indirect(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct vq_elem *e = f->e[0];
+	struct vring_desc *t = table_at(f, IND, 2);
+
+	ring_start(f, r, "rx", RING1, 8, F_INDIRECT, 0);
+	set_desc(r->desc, 0, DATA, 16, R | N, 1);
+	set_desc(r->desc, 1, IND, 2 * 16, I, 0);
+	set_desc(t, 0, DATA + 16, 16, R | N, 1);
+	set_desc(t, 1, DATA + 32, 64, W, 0);
+	post(r, 0);
+	assert_int_equal(vq_pop(&r->vq, e), 1);
+	assert_int_equal(e->out_num, 2);
+	assert_int_equal(e->in_num, 1);
+	assert_int_equal(e->out_len, 32);
+	assert_int_equal(e->in_len, 64);
+	assert_ptr_equal(e->iov[0].iov_base, gpa(f, DATA, 16));
+	assert_ptr_equal(e->iov[1].iov_base, gpa(f, DATA + 16, 16));
+}
+
+static void vq_pop_reads_an_indirect_table_that_crosses_a_region_edge(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct vq_elem *e = f->e[0];
+	/* Entry 0 ends region A, entry 1 starts region B; entry 2 half in
+	 * each. */
+	uint64_t tab = REGION - 16 - 8;
+	uint8_t raw[48];
+	struct vring_desc d[3];
+
+	ring_start(f, r, "rx", RING1, 8, F_INDIRECT, 0);
+	set_desc(d, 0, DATA, 10, R | N, 1);
+	set_desc(d, 1, DATA + 10, 20, W | N, 2);
+	set_desc(d, 2, DATA + 30, 30, W, 0);
+	memcpy(raw, d, sizeof raw);
+	memcpy(gpa(f, tab, 24), raw, 24);
+	memcpy(gpa(f, REGION, 24), raw + 24, 24);
+	set_desc(r->desc, 0, tab, 48, I, 0);
+	post(r, 0);
+	assert_int_equal(vq_pop(&r->vq, e), 1);
+	assert_int_equal(e->out_len, 10);
+	assert_int_equal(e->in_len, 50);
+	assert_int_equal(e->in_num, 2);
+	assert_ptr_equal(e->iov[2].iov_base, gpa(f, DATA + 30, 30));
+}
+
+static void vq_pop_returns_0_while_a_queue_full_of_chains_is_outstanding(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 4, 0, 0);
+	for (k = 0; k < 4; k++)
+		post_writable(r, k, 16);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	/* A driver re-offering buffers still in flight is wrong, but the
+	 * index moved by no more than num: we just wait. */
+	for (k = 0; k < 4; k++)
+		post(r, k);
+	assert_int_equal(vq_pop(&r->vq, f->e[4]), 0);
+	assert_false(r->vq.broken);
+	/* Nothing to pop, so nothing to report: no caller spins. */
+	assert_false(vq_has_avail(&r->vq));
+	assert_false(vq_enable_notify(&r->vq));
+	assert_int_equal(vq_push(&r->vq, f->e[0], 16), 0);
+	assert_true(vq_has_avail(&r->vq));
+	assert_int_equal(vq_pop(&r->vq, f->e[4]), 1);
+}
+
+/* ---- completion order ----------------------------------------------- */
+
+static void vq_writes_used_entries_in_pop_order_whatever_the_completion_order(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	for (k = 0; k < 4; k++)
+		post_writable(r, 3 - k, 64); /* heads 3, 2, 1, 0 */
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+
+	assert_int_equal(vq_push(&r->vq, f->e[2], 12), 0);
+	assert_int_equal(used_id(r, 0), UNUSED_MARK);
+	assert_int_equal(vq_push(&r->vq, f->e[0], 10), 0);
+	assert_int_equal(used_id(r, 0), 3);
+	assert_int_equal(used_id(r, 1), UNUSED_MARK);
+	assert_int_equal(vq_push(&r->vq, f->e[3], 13), 0);
+	assert_int_equal(used_id(r, 1), UNUSED_MARK);
+	/* Not visible before the flush. */
+	assert_int_equal(used_idx(r), 0);
+	assert_int_equal(vq_push(&r->vq, f->e[1], 11), 0);
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(used_idx(r), 4);
+	for (k = 0; k < 4; k++) {
+		assert_int_equal(used_id(r, k), 3 - k);
+		assert_int_equal(used_len(r, k), 10 + k);
+	}
+}
+
+static void vq_push_clamps_len_to_the_writable_bytes(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	post_writable(r, 1, 64);
+	assert_int_equal(vq_pop(&r->vq, f->e[0]), 1);
+	assert_int_equal(vq_push(&r->vq, f->e[0], 1000), 0);
+	vq_flush(&r->vq);
+	assert_int_equal(used_len(r, 0), 64);
+}
+
+static void vq_push_of_an_element_twice_is_refused(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	post_writable(r, 1, 64);
+	post_writable(r, 2, 64);
+	assert_int_equal(vq_pop(&r->vq, f->e[0]), 1);
+	assert_int_equal(vq_pop(&r->vq, f->e[1]), 1);
+	assert_int_equal(vq_push(&r->vq, f->e[1], 1), 0);
+	assert_int_equal(vq_push(&r->vq, f->e[1], 1), -EINVAL);
+	assert_int_equal(vq_push(&r->vq, f->e[0], 1), 0);
+	vq_flush(&r->vq);
+	assert_int_equal(used_idx(r), 2);
+	assert_false(r->vq.broken);
+}
+
+static void vq_push_of_an_element_from_before_a_restart_is_refused(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	for (k = 0; k < 3; k++)
+		post_writable(r, k, 64);
+	assert_int_equal(vq_pop(&r->vq, f->e[0]), 1);
+	assert_int_equal(vq_pop(&r->vq, f->e[1]), 1);
+	assert_int_equal(vq_stop(&r->vq), 0);
+	assert_int_equal(vq_start(&r->vq, &f->mem, 8, r->desc, r->avail,
+	                          r->used, 0, 0), 0);
+	/* The new run pops the same chains again, as new elements. */
+	for (k = 2; k < 5; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	assert_int_equal(vq_push(&r->vq, f->e[1], 64), -EINVAL);
+	assert_int_equal(vq_push(&r->vq, f->e[0], 64), -EINVAL);
+	assert_int_equal(vq_flush(&r->vq), false);
+	assert_int_equal(vq_push(&r->vq, f->e[2], 5), 0);
+	vq_flush(&r->vq);
+	assert_int_equal(used_idx(r), 1);
+	assert_int_equal(used_id(r, 0), 0);
+	assert_int_equal(used_len(r, 0), 5);
+}
+
+static void vq_wraps_the_16_bit_indices(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t start = 65533, round, k, at;
+
+	ring_start(f, r, "rx", RING1, 4, 0, start);
+	at = start;
+	for (round = 0; round < 3; round++) {
+		for (k = 0; k < 4; k++)
+			post_writable(r, k, 64);
+		for (k = 0; k < 4; k++)
+			assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+		assert_int_equal(vq_pop(&r->vq, f->e[4]), 0);
+		for (k = 0; k < 4; k++)
+			assert_int_equal(vq_push(&r->vq, f->e[3 - k], k), 0);
+		assert_true(vq_flush(&r->vq));
+		for (k = 0; k < 4; k++) {
+			assert_int_equal(used_id(r, at + k), k);
+			assert_int_equal(used_len(r, at + k), 3 - k);
+		}
+		at += 4;
+		assert_int_equal(used_idx(r), at);
+	}
+	assert_int_equal(at, (uint16_t)(start + 12));
+	assert_int_equal(vq_stop(&r->vq), at);
+	r->started = false;
+}
+
+/* ---- IN_ORDER batching ---------------------------------------------- */
+
+static void vq_in_order_writes_one_entry_for_a_batch_of_full_buffers(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, F_INORDER, 0);
+	for (k = 0; k < 3; k++)
+		post_writable(r, k, 64);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[k], 64), 0);
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(used_idx(r), 3);
+	assert_int_equal(used_id(r, 0), 2);
+	assert_int_equal(used_len(r, 0), 64);
+	assert_int_equal(used_id(r, 1), UNUSED_MARK);
+	assert_int_equal(used_id(r, 2), UNUSED_MARK);
+}
+
+static void vq_in_order_ends_a_batch_after_a_short_buffer(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	static const uint32_t lens[5] = { 64, 10, 64, 64, 0 };
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, F_INORDER, 0);
+	for (k = 0; k < 5; k++)
+		post_writable(r, k, 64);
+	for (k = 0; k < 5; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	/* Completed out of order: batching follows pop order. */
+	for (k = 0; k < 5; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[4 - k], lens[4 - k]), 0);
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(used_idx(r), 5);
+	/* Batch {0, 1} ends at the short 1; batch {2, 3, 4} at the flush
+	 * (4 is short too). */
+	assert_int_equal(used_id(r, 0), 1);
+	assert_int_equal(used_len(r, 0), 10);
+	assert_int_equal(used_id(r, 1), UNUSED_MARK);
+	assert_int_equal(used_id(r, 2), 4);
+	assert_int_equal(used_len(r, 2), 0);
+	assert_int_equal(used_id(r, 3), UNUSED_MARK);
+	assert_int_equal(used_id(r, 4), UNUSED_MARK);
+}
+
+static void vq_in_order_flush_closes_the_batch(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, F_INORDER, 0);
+	for (k = 0; k < 4; k++)
+		post_writable(r, k, 64);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	assert_int_equal(vq_push(&r->vq, f->e[0], 64), 0);
+	assert_int_equal(vq_push(&r->vq, f->e[1], 64), 0);
+	/* The open batch is not visible yet. */
+	assert_int_equal(used_id(r, 0), UNUSED_MARK);
+	vq_flush(&r->vq);
+	assert_int_equal(used_idx(r), 2);
+	assert_int_equal(used_id(r, 0), 1);
+	assert_int_equal(vq_push(&r->vq, f->e[2], 64), 0);
+	assert_int_equal(vq_push(&r->vq, f->e[3], 64), 0);
+	vq_flush(&r->vq);
+	assert_int_equal(used_idx(r), 4);
+	assert_int_equal(used_id(r, 2), 3);
+	assert_int_equal(used_id(r, 1), UNUSED_MARK);
+	assert_int_equal(used_id(r, 3), UNUSED_MARK);
+}
+
+static void vq_in_order_batch_slot_wraps_with_the_used_index(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 4, F_INORDER, 65534);
+	for (k = 0; k < 4; k++)
+		post_writable(r, k, 32);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[k], 32), 0);
+	vq_flush(&r->vq);
+	assert_int_equal(used_idx(r), 2);
+	assert_int_equal(used_id(r, 65534), 3); /* slot 2 */
+	assert_int_equal(used_id(r, 65535), UNUSED_MARK);
+	assert_int_equal(used_id(r, 0), UNUSED_MARK);
+	assert_int_equal(used_id(r, 1), UNUSED_MARK);
+}
+
+/* ---- notification --------------------------------------------------- */
+
+static void complete_one(struct fx *f, struct tring *r, uint16_t id)
+{
+	post_writable(r, id, 16);
+	assert_int_equal(vq_pop(&r->vq, f->e[0]), 1);
+	assert_int_equal(vq_push(&r->vq, f->e[0], 16), 0);
+}
+
+static void vq_event_idx_signals_only_once_used_event_is_passed(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, F_EVENT, 0);
+	set_used_event(r, 5);
+	complete_one(f, r, 0);
+	/* The first flush after a start always signals. */
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 1);
+
+	set_used_event(r, 2);                   /* wake me after entry 2 */
+	complete_one(f, r, 1);                  /* used 1 -> 2 */
+	assert_false(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 0);
+	complete_one(f, r, 2);                  /* used 2 -> 3: passes 2 */
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 1);
+
+	/* Several entries in one flush: event inside the range. */
+	set_used_event(r, 4);
+	complete_one(f, r, 3);
+	complete_one(f, r, 4);
+	complete_one(f, r, 5);                  /* used 3 -> 6 */
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 1);
+
+	/* An event already behind us does not signal again. */
+	complete_one(f, r, 6);
+	assert_false(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 0);
+}
+
+static void vq_event_idx_ignores_the_no_interrupt_flag(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, F_EVENT, 0);
+	r->avail->flags = htole16(VRING_AVAIL_F_NO_INTERRUPT);
+	complete_one(f, r, 0);
+	assert_true(vq_flush(&r->vq));
+	set_used_event(r, 1);
+	complete_one(f, r, 1);
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 2);
+}
+
+static void vq_no_interrupt_flag_suppresses_signals_without_event_idx(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	set_used_event(r, 1000); /* ignored without EVENT_IDX */
+	complete_one(f, r, 0);
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 1);
+	complete_one(f, r, 1);
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 1);
+
+	r->avail->flags = htole16(VRING_AVAIL_F_NO_INTERRUPT);
+	complete_one(f, r, 2);
+	assert_false(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 0);
+	assert_int_equal(used_idx(r), 3); /* published all the same */
+
+	r->avail->flags = 0;
+	complete_one(f, r, 3);
+	assert_true(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 1);
+}
+
+static void vq_flush_with_nothing_new_neither_publishes_nor_signals(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	assert_false(vq_flush(&r->vq));
+	complete_one(f, r, 0);
+	assert_true(vq_flush(&r->vq));
+	assert_false(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 1);
+	/* Popped but not completed is nothing new either. */
+	post_writable(r, 1, 16);
+	assert_int_equal(vq_pop(&r->vq, f->e[1]), 1);
+	assert_false(vq_flush(&r->vq));
+	assert_int_equal(signals(r), 0);
+}
+
+static void vq_flush_without_call_fd_publishes_but_does_not_signal(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	vq_set_call(&r->vq, -1);
+	complete_one(f, r, 0);
+	assert_false(vq_flush(&r->vq));
+	assert_int_equal(used_idx(r), 1);
+	assert_int_equal(signals(r), 0);
+}
+
+static void vq_enable_notify_with_event_idx_sets_avail_event(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, F_EVENT, 100);
+	assert_int_equal(avail_event(r), 100);
+	complete_one(f, r, 0);
+	complete_one(f, r, 1);
+	vq_disable_notify(&r->vq);
+	assert_int_equal(avail_event(r), 100);  /* stays behind */
+	assert_false(vq_enable_notify(&r->vq));
+	assert_int_equal(avail_event(r), 102);
+	post_writable(r, 2, 16);
+	assert_true(vq_enable_notify(&r->vq));
+}
+
+static void vq_disable_notify_sets_no_notify_without_event_idx(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	assert_int_equal(le16toh(r->used->flags), 0);
+	vq_disable_notify(&r->vq);
+	assert_int_equal(le16toh(r->used->flags), VRING_USED_F_NO_NOTIFY);
+	assert_false(vq_enable_notify(&r->vq));
+	assert_int_equal(le16toh(r->used->flags), 0);
+	vq_disable_notify(&r->vq);
+	post_writable(r, 0, 16);
+	assert_true(vq_enable_notify(&r->vq));
+	assert_int_equal(le16toh(r->used->flags), 0);
+}
+
+/* ---- start and stop ------------------------------------------------- */
+
+static void vq_start_rejects_bad_sizes_and_misaligned_rings(void **state)
+{
+	struct fx *f = *state;
+	struct vring_desc *d = gpa(f, RING1, 16 * 8);
+	struct vring_avail *a = gpa(f, RING1 + 0x2000, 22);
+	struct vring_used *u = gpa(f, RING1 + 0x3000, 70);
+	struct vq vq;
+
+	vq_init(&vq, "rx");
+	assert_int_equal(vq_start(&vq, &f->mem, 0, d, a, u, 0, 0), -EINVAL);
+	assert_int_equal(vq_start(&vq, &f->mem, 6, d, a, u, 0, 0), -EINVAL);
+	assert_int_equal(vq_start(&vq, &f->mem, 65535, d, a, u, 0, 0),
+	                 -EINVAL);
+	assert_int_equal(vq_start(&vq, &f->mem, 8,
+	                          (void *)((uint8_t *)d + 8), a, u, 0, 0),
+	                 -EINVAL);
+	assert_int_equal(vq_start(&vq, &f->mem, 8, d,
+	                          (void *)((uint8_t *)a + 1), u, 0, 0),
+	                 -EINVAL);
+	assert_int_equal(vq_start(&vq, &f->mem, 8, d, a,
+	                          (void *)((uint8_t *)u + 2), 0, 0),
+	                 -EINVAL);
+	assert_false(vq.started);
+	assert_int_equal(vq_pop(&vq, f->e[0]), 0);
+	assert_int_equal(vq_start(&vq, &f->mem, 8, d, a, u, 0, 0), 0);
+	vq_stop(&vq);
+}
+
+static void vq_stop_gives_back_chains_not_yet_completed(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 10);
+	for (k = 0; k < 4; k++)
+		post_writable(r, k, 16);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	assert_int_equal(vq_push(&r->vq, f->e[0], 16), 0);
+	assert_int_equal(vq_push(&r->vq, f->e[2], 16), 0);
+	/* 0 is complete (not yet flushed), 2 waits for 1; 1 and 3 are not. */
+	assert_int_equal(vq_stop(&r->vq), 11);
+	r->started = false;
+	assert_int_equal(used_idx(r), 11);
+	assert_int_equal(vq_push(&r->vq, f->e[1], 16), -EIO);
+	assert_int_equal(vq_pop(&r->vq, f->e[0]), 0);
+
+	/* Restarted where GET_VRING_BASE said: chains 1, 2, 3 come again. */
+	assert_int_equal(vq_start(&r->vq, &f->mem, 8, r->desc, r->avail,
+	                          r->used, 11, 0), 0);
+	r->started = true;
+	for (k = 1; k < 4; k++) {
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+		assert_int_equal(f->e[k]->id, k);
+		assert_int_equal(vq_push(&r->vq, f->e[k], 16), 0);
+	}
+	assert_int_equal(vq_pop(&r->vq, f->e[0]), 0);
+	vq_flush(&r->vq);
+	assert_int_equal(used_idx(r), 14);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+	const struct CMUnitTest tests[] = {
+		T(vq_pop_maps_readable_then_writable_descriptors),
+		T(vq_pop_splits_a_buffer_that_crosses_a_region_edge),
+		T(vq_pop_maps_zero_length_descriptors_to_no_iovec),
+		T(vq_pop_maps_an_indirect_table),
+		T(vq_pop_maps_direct_descriptors_followed_by_indirect),
+		T(vq_pop_reads_an_indirect_table_that_crosses_a_region_edge),
+		T(vq_pop_returns_0_while_a_queue_full_of_chains_is_outstanding),
+		T(vq_writes_used_entries_in_pop_order_whatever_the_completion_order),
+		T(vq_push_clamps_len_to_the_writable_bytes),
+		T(vq_push_of_an_element_twice_is_refused),
+		T(vq_push_of_an_element_from_before_a_restart_is_refused),
+		T(vq_wraps_the_16_bit_indices),
+		T(vq_in_order_writes_one_entry_for_a_batch_of_full_buffers),
+		T(vq_in_order_ends_a_batch_after_a_short_buffer),
+		T(vq_in_order_flush_closes_the_batch),
+		T(vq_in_order_batch_slot_wraps_with_the_used_index),
+		T(vq_event_idx_signals_only_once_used_event_is_passed),
+		T(vq_event_idx_ignores_the_no_interrupt_flag),
+		T(vq_no_interrupt_flag_suppresses_signals_without_event_idx),
+		T(vq_flush_with_nothing_new_neither_publishes_nor_signals),
+		T(vq_flush_without_call_fd_publishes_but_does_not_signal),
+		T(vq_enable_notify_with_event_idx_sets_avail_event),
+		T(vq_disable_notify_sets_no_notify_without_event_idx),
+		T(vq_start_rejects_bad_sizes_and_misaligned_rings),
+		T(vq_stop_gives_back_chains_not_yet_completed),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
