@@ -1,1 +1,366 @@
-/* chan: not written yet */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chanfs/chan.h"
+
+void chan_set_init(struct chan_set *s)
+{
+	TAILQ_INIT(&s->all);
+	s->count = 0;
+}
+
+/* Every host-visible change goes through here.  The watcher only records
+ * work, but it is outside code: callers that touch c after a callback hold
+ * a reference across it (the hiredis "in callback" guard) so a callback
+ * that drops the last reference cannot free c under them. */
+static void chan_notify(struct chan *c)
+{
+	if (c->watch)
+		c->watch(c, c->watch_arg);
+}
+
+/* to_host became non-empty: there is something to read. */
+static void chan_to_host_readable(struct ring *r, void *arg)
+{
+	(void)r;
+	chan_notify(arg);
+}
+
+/* to_guest dropped to its low-water mark: there is room to write. */
+static void chan_to_guest_writable(struct ring *r, void *arg)
+{
+	(void)r;
+	chan_notify(arg);
+}
+
+/* Once the connection is over the device may already have dropped its
+ * reference and freed be_ctx, so no backend op is called any more. */
+static bool chan_device_gone(const struct chan *c)
+{
+	return c->state == CHAN_CLOSED || c->state == CHAN_RESET;
+}
+
+struct chan *chan_new(struct chan_set *s, uint32_t window,
+                      const struct chan_backend *be, void *be_ctx,
+                      const char *name)
+{
+	struct chan *c;
+	int err;
+
+	if (!s || !be || window == 0 || (window & (window - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	err = ring_init(&c->to_host, window);
+	if (err == 0) {
+		err = ring_init(&c->to_guest, window);
+		if (err)
+			ring_destroy(&c->to_host);
+	}
+	if (err) {
+		free(c);
+		errno = -err;
+		return NULL;
+	}
+	/* A writer parked on a full window is woken when half of it is free,
+	 * not at every byte the guest takes (chan_poll agrees: POLLOUT means
+	 * at least that much room). */
+	ring_set_notify(&c->to_host, chan_to_host_readable, NULL, c, 0);
+	ring_set_notify(&c->to_guest, NULL, chan_to_guest_writable, c,
+	                window > 1 ? window / 2 : 0);
+	c->state = CHAN_CONNECTING;
+	c->refs = 1;
+	snprintf(c->name, sizeof c->name, "%s", name ? name : "chan");
+	c->be = be;
+	c->be_ctx = be_ctx;
+	c->set = s;
+	TAILQ_INSERT_TAIL(&s->all, c, link);
+	s->count++;
+	return c;
+}
+
+void chan_ref(struct chan *c)
+{
+	c->refs++;
+}
+
+void chan_unref(struct chan *c)
+{
+	if (!c)
+		return;
+	if (c->refs == 0)
+		abort();	/* a reference counting bug: fail loudly */
+	if (--c->refs > 0)
+		return;
+	if (c->set) {
+		TAILQ_REMOVE(&c->set->all, c, link);
+		c->set->count--;
+	}
+	ring_destroy(&c->to_host);
+	ring_destroy(&c->to_guest);
+	free(c);
+}
+
+/* --- device side -------------------------------------------------------- */
+
+void chan_opened(struct chan *c)
+{
+	if (c->state != CHAN_CONNECTING)
+		return;
+	c->state = CHAN_OPEN;
+	chan_notify(c);
+}
+
+void chan_guest_eof(struct chan *c)
+{
+	if (chan_device_gone(c) || c->guest_eof)
+		return;
+	c->guest_eof = true;
+	chan_notify(c);
+}
+
+void chan_guest_norecv(struct chan *c)
+{
+	if (chan_device_gone(c) || c->guest_norecv)
+		return;
+	c->guest_norecv = true;
+	/* Nobody will take what is still queued for the guest. */
+	chan_ref(c);
+	ring_reset(&c->to_guest);
+	chan_notify(c);
+	chan_unref(c);
+}
+
+void chan_closed(struct chan *c)
+{
+	if (chan_device_gone(c))
+		return;
+	chan_ref(c);
+	c->state = CHAN_CLOSED;
+	ring_reset(&c->to_guest);
+	chan_notify(c);
+	chan_unref(c);
+}
+
+void chan_reset(struct chan *c, int err)
+{
+	if (chan_device_gone(c))
+		return;
+	chan_ref(c);
+	c->state = CHAN_RESET;
+	c->error = err > 0 ? err : ECONNRESET;
+	ring_reset(&c->to_guest);
+	chan_notify(c);
+	chan_unref(c);
+}
+
+size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt)
+{
+	size_t n;
+
+	if (chan_device_gone(c) || c->guest_eof)
+		return 0;
+	chan_ref(c);
+	n = ring_writev(&c->to_host, iov, iovcnt);
+	c->rx_bytes += n;
+	chan_unref(c);
+	return n;
+}
+
+void chan_guest_took(struct chan *c, size_t n)
+{
+	if (n > ring_used(&c->to_guest))
+		n = ring_used(&c->to_guest);
+	chan_ref(c);
+	c->tx_bytes += n;
+	ring_consume(&c->to_guest, n);
+	chan_unref(c);
+}
+
+/* --- host side ---------------------------------------------------------- */
+
+void chan_watch(struct chan *c, chan_watch_fn fn, void *arg)
+{
+	c->watch = fn;
+	c->watch_arg = fn ? arg : NULL;
+}
+
+/* What a read finds when to_host is empty. */
+static int chan_read_empty(const struct chan *c)
+{
+	switch (c->state) {
+	case CHAN_CONNECTING:
+		return -ENOTCONN;
+	case CHAN_RESET:
+		return -c->error;
+	case CHAN_CLOSED:
+		return 0;
+	case CHAN_OPEN:
+		break;
+	}
+	return c->guest_eof ? 0 : -EAGAIN;
+}
+
+ssize_t chan_read(struct chan *c, void *buf, size_t len)
+{
+	struct iovec iov[2];
+	size_t done = 0;
+	int n, i;
+
+	n = chan_peek(c, iov, len);
+	if (n <= 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		memcpy((uint8_t *)buf + done, iov[i].iov_base, iov[i].iov_len);
+		done += iov[i].iov_len;
+	}
+	chan_consume(c, done);
+	return done;
+}
+
+int chan_peek(struct chan *c, struct iovec iov[2], size_t max)
+{
+	if (max == 0)
+		return 0;
+	if (ring_empty(&c->to_host))
+		return chan_read_empty(c);
+	return ring_peek(&c->to_host, iov, max);
+}
+
+void chan_consume(struct chan *c, size_t n)
+{
+	if (n > ring_used(&c->to_host))
+		n = ring_used(&c->to_host);
+	if (n == 0)
+		return;
+	ring_consume(&c->to_host, n);
+	/* Credit goes back only while there is a connection to give it to. */
+	if (!chan_device_gone(c) && c->be->host_consumed)
+		c->be->host_consumed(c, n);
+}
+
+/* Why a write cannot take anything, or 0 if it can. */
+static int chan_write_error(const struct chan *c)
+{
+	switch (c->state) {
+	case CHAN_CONNECTING:
+		return -ENOTCONN;
+	case CHAN_RESET:
+		return -c->error;
+	case CHAN_CLOSED:
+		return -EPIPE;
+	case CHAN_OPEN:
+		break;
+	}
+	if (c->guest_norecv || c->host_shut)
+		return -EPIPE;
+	return 0;
+}
+
+ssize_t chan_write(struct chan *c, const void *buf, size_t len)
+{
+	size_t n;
+	int err;
+
+	err = chan_write_error(c);
+	if (err)
+		return err;
+	if (len == 0)
+		return 0;
+	n = ring_write(&c->to_guest, buf, len);
+	if (n == 0)
+		return -EAGAIN;
+	if (c->be->host_wrote)
+		c->be->host_wrote(c);
+	return n;
+}
+
+unsigned chan_poll(const struct chan *c)
+{
+	unsigned mask = 0;
+
+	if (c->state == CHAN_CONNECTING)
+		return 0;
+	/* Readable whenever a read would not say EAGAIN: data, EOF or the
+	 * error; writable whenever a write would not say EAGAIN (an error
+	 * counts, as for sockets). */
+	if (chan_read_empty(c) != -EAGAIN || !ring_empty(&c->to_host))
+		mask |= POLLIN;
+	if (chan_write_error(c) ||
+	    ring_used(&c->to_guest) <= c->to_guest.lowat)
+		mask |= POLLOUT;
+	if (c->state == CHAN_RESET)
+		mask |= POLLERR;
+	if (chan_device_gone(c) ||
+	    (c->guest_eof && (c->guest_norecv || c->host_shut)))
+		mask |= POLLHUP;
+	return mask;
+}
+
+void chan_shutdown(struct chan *c)
+{
+	if (c->host_shut)
+		return;
+	c->host_shut = true;
+	if (chan_device_gone(c) || c->state == CHAN_CONNECTING)
+		return;
+	chan_ref(c);
+	if (c->be->host_shutdown)
+		c->be->host_shutdown(c);
+	chan_notify(c);
+	chan_unref(c);
+}
+
+void chan_close(struct chan *c)
+{
+	if (!c || c->host_closed)
+		return;
+	c->host_closed = true;
+	chan_watch(c, NULL, NULL);
+	if (!chan_device_gone(c) && c->be->host_close)
+		c->be->host_close(c);
+	chan_unref(c);
+}
+
+/* --- both --------------------------------------------------------------- */
+
+const char *chan_state_name(const struct chan *c)
+{
+	switch (c->state) {
+	case CHAN_CONNECTING:
+		return "connecting";
+	case CHAN_OPEN:
+		return "open";
+	case CHAN_CLOSED:
+		return "closed";
+	case CHAN_RESET:
+		return "reset";
+	}
+	return "?";
+}
+
+void chan_describe(const struct chan *c, FILE *out)
+{
+	fprintf(out, "%s %s", c->name, chan_state_name(c));
+	if (c->state == CHAN_RESET)
+		fprintf(out, " (%s)", strerror(c->error));
+	if (c->guest_eof)
+		fputs(" guest-eof", out);
+	if (c->guest_norecv)
+		fputs(" guest-norecv", out);
+	if (c->host_shut)
+		fputs(" host-shut", out);
+	if (c->host_closed)
+		fputs(" host-closed", out);
+	fprintf(out, " rx %" PRIu64 " tx %" PRIu64
+	        " to_host %" PRIu32 "/%" PRIu32 " to_guest %" PRIu32 "/%" PRIu32
+	        "\n", c->rx_bytes, c->tx_bytes,
+	        ring_used(&c->to_host), c->to_host.cap,
+	        ring_used(&c->to_guest), c->to_guest.cap);
+}

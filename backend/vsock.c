@@ -1,1 +1,381 @@
-/* vsock: not written yet */
+/*
+ * vsock — the device: lifetime, the vu_device callbacks (queues come and
+ * go with the front-end and the guest driver), listening ports and their
+ * accept queues, host-initiated connects, status.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "chanfs/chan.h"
+#include "chanfs/log.h"
+#include "chanfs/vq.h"
+#include "chanfs/vu.h"
+#include "vsock_priv.h"
+
+/* --- listening ports --------------------------------------------------------- */
+
+static struct vsock_listener *vsock_listener_find(const struct vsock *v,
+                                                  uint32_t port)
+{
+	struct vsock_listener *l;
+
+	TAILQ_FOREACH(l, &v->listeners, link)
+		if (l->port == port)
+			return l;
+	return NULL;
+}
+
+static struct vsock_listener *vsock_listener_get(struct vsock *v,
+                                                 uint32_t port)
+{
+	struct vsock_listener *l = vsock_listener_find(v, port);
+
+	if (l)
+		return l;
+	l = calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	l->cap = v->cfg.backlog;
+	l->q = calloc(l->cap, sizeof *l->q);
+	if (!l->q) {
+		free(l);
+		return NULL;
+	}
+	l->port = port;
+	TAILQ_INSERT_TAIL(&v->listeners, l, link);
+	return l;
+}
+
+/* Drop every connection still waiting for accept (the device went away:
+ * they are reset and would only fill the backlog). */
+static void vsock_listener_flush(struct vsock_listener *l)
+{
+	while (l->count) {
+		chan_unref(l->q[l->head]);
+		l->head = (l->head + 1) % l->cap;
+		l->count--;
+	}
+	l->head = 0;
+}
+
+bool vsock_listener_can_queue(struct vsock *v, uint32_t port, char *why,
+                              size_t size)
+{
+	struct vsock_listener *l = vsock_listener_find(v, port);
+
+	if (!l) {
+		snprintf(why, size, "port %u not listening", port);
+		return false;
+	}
+	if (l->count == l->cap) {
+		snprintf(why, size, "port %u backlog of %u full", port, l->cap);
+		return false;
+	}
+	return true;
+}
+
+void vsock_listener_enqueue(struct vsock *v, uint32_t port, struct chan *ch)
+{
+	struct vsock_listener *l = vsock_listener_find(v, port);
+
+	if (!l || l->count == l->cap)
+		return;
+	chan_ref(ch);
+	l->q[(l->head + l->count) % l->cap] = ch;
+	l->count++;
+	if (v->incoming_fn)
+		v->incoming_fn(v->incoming_arg, port);
+}
+
+void vsock_listen(struct vsock *v, uint32_t port)
+{
+	if (!vsock_listener_get(v, port))
+		log_warnx("vsock: listen on port %u: out of memory", port);
+}
+
+int vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
+{
+	struct vsock_listener *l = vsock_listener_get(v, port);
+
+	if (!l)
+		return -ENOMEM;
+	if (!l->count)
+		return -EAGAIN;
+	/* The queue's reference becomes the caller's. */
+	*out = l->q[l->head];
+	l->head = (l->head + 1) % l->cap;
+	l->count--;
+	return 0;
+}
+
+void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
+                       void *arg)
+{
+	v->incoming_fn = fn;
+	v->incoming_arg = arg;
+}
+
+/* --- host-initiated connections --------------------------------------------- */
+
+static bool vsock_port_taken(const struct vsock *v, uint32_t host_port,
+                             uint32_t guest_port)
+{
+	return vsock_conn_find(v, host_port, guest_port) ||
+	       vsock_listener_find(v, host_port);
+}
+
+int vsock_connect(struct vsock *v, uint32_t port, struct chan **out)
+{
+	uint32_t n = VSOCK_EPHEMERAL_LAST - VSOCK_EPHEMERAL_FIRST + 1, i;
+	uint32_t hp = 0;
+	struct vsock_conn *c;
+
+	if (!v->vq[VSOCK_RXQ] || !v->vq[VSOCK_TXQ])
+		return -ENOTCONN;
+	/* Round-robin, so a port just closed is not reused at once (the
+	 * guest may still hold the old connection). */
+	for (i = 0; i < n; i++) {
+		uint32_t cand = v->next_ephemeral;
+
+		v->next_ephemeral = cand == VSOCK_EPHEMERAL_LAST ?
+		                    VSOCK_EPHEMERAL_FIRST : cand + 1;
+		if (!vsock_port_taken(v, cand, port)) {
+			hp = cand;
+			break;
+		}
+	}
+	if (i == n)
+		return -EADDRINUSE;
+	c = vsock_conn_new(v, hp, port, VSOCK_CONNECTING);
+	if (!c)
+		return -errno;
+	c->host_initiated = true;
+	vsock_ctl_queue(c, VSOCK_CTL_REQUEST);
+	vsock_conn_arm_timer(c, v->cfg.connect_timeout_ms);
+	chan_ref(c->chan);
+	*out = c->chan;
+	log_debug(VSOCK_CONN_FMT ": connecting", VSOCK_CONN_ARGS(c));
+	return 0;
+}
+
+/* --- the device interface ---------------------------------------------------- */
+
+static void vsock_get_config(void *ctx, uint32_t off, void *buf, uint32_t len)
+{
+	struct vsock *v = ctx;
+	uint64_t le = htole64(v->cfg.guest_cid);
+
+	/* vu checked [off, off + len) against config_size (8). */
+	memcpy(buf, (const uint8_t *)&le + off, len);
+}
+
+/* The driver went away (queue stopped, device reset): every connection
+ * is gone with it, and so is every packet we meant to send it. */
+static void vsock_drop_all(struct vsock *v, const char *why)
+{
+	struct vsock_listener *l;
+
+	if (v->nconns)
+		log_info("vsock: %s: resetting %u connections", why,
+		         v->nconns);
+	vsock_conn_reset_all(v, ECONNRESET);
+	TAILQ_FOREACH(l, &v->listeners, link)
+		vsock_listener_flush(l);
+	v->warned_small_rx = false;
+}
+
+static void vsock_queue_started(void *ctx, unsigned q, struct vq *vq)
+{
+	struct vsock *v = ctx;
+
+	if (q >= VSOCK_NUM_QUEUES)
+		return;
+	v->vq[q] = vq;
+	v->ever_started = true;
+	if (q == VSOCK_RXQ)
+		vsock_rx_schedule(v);
+}
+
+static void vsock_queue_kicked(void *ctx, unsigned q, struct vq *vq)
+{
+	struct vsock *v = ctx;
+
+	if (q >= VSOCK_NUM_QUEUES || v->vq[q] != vq)
+		return;
+	if (q == VSOCK_RXQ)
+		vsock_rx_schedule(v);
+	else
+		vsock_tx_run(v);
+}
+
+static void vsock_queue_stopped(void *ctx, unsigned q, struct vq *vq)
+{
+	struct vsock *v = ctx;
+
+	if (q >= VSOCK_NUM_QUEUES || v->vq[q] != vq)
+		return;
+	v->vq[q] = NULL;
+	vsock_drop_all(v, q == VSOCK_RXQ ? "rx queue stopped" :
+	                                   "tx queue stopped");
+}
+
+static void vsock_reset(void *ctx)
+{
+	struct vsock *v = ctx;
+
+	v->vq[VSOCK_RXQ] = v->vq[VSOCK_TXQ] = NULL;
+	vsock_drop_all(v, "front-end gone");
+	v->ever_started = false;
+}
+
+static const struct vu_device vsock_device = {
+	.name = "vsock",
+	.features = 0,
+	.num_queues = VSOCK_NUM_QUEUES,
+	.config_size = 8,
+	.get_config = vsock_get_config,
+	.queue_started = vsock_queue_started,
+	.queue_kicked = vsock_queue_kicked,
+	.queue_stopped = vsock_queue_stopped,
+	.reset = vsock_reset,
+};
+
+const struct vu_device *vsock_vu_device(void)
+{
+	return &vsock_device;
+}
+
+/* --- lifetime ---------------------------------------------------------------- */
+
+static int vsock_check_config(const struct vsock_config *cfg)
+{
+	if (cfg->guest_cid < 3 || cfg->guest_cid >= UINT32_MAX) {
+		log_warnx("vsock: guest CID %llu is reserved or out of range",
+		          (unsigned long long)cfg->guest_cid);
+		return -EINVAL;
+	}
+	if (cfg->buf_size == 0 || (cfg->buf_size & (cfg->buf_size - 1)) ||
+	    cfg->buf_size > (1u << 30)) {
+		log_warnx("vsock: buffer size %u is not a power of two up to "
+		          "1 GiB", cfg->buf_size);
+		return -EINVAL;
+	}
+	if (cfg->backlog == 0) {
+		log_warnx("vsock: backlog must be at least 1");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
+                        struct chan_set *chans)
+{
+	struct vsock *v;
+	unsigned i;
+	int rc;
+
+	rc = vsock_check_config(cfg);
+	if (rc < 0) {
+		errno = -rc;
+		return NULL;
+	}
+	v = calloc(1, sizeof *v);
+	if (!v)
+		return NULL;
+	v->loop = l;
+	v->cfg = *cfg;
+	v->chans = chans;
+	v->next_ephemeral = VSOCK_EPHEMERAL_FIRST;
+	TAILQ_INIT(&v->ctlq);
+	TAILQ_INIT(&v->rr);
+	TAILQ_INIT(&v->todo);
+	TAILQ_INIT(&v->rst_free);
+	TAILQ_INIT(&v->listeners);
+	for (i = 0; i < VSOCK_RST_MAX; i++)
+		TAILQ_INSERT_TAIL(&v->rst_free, &v->rst_pool[i], link);
+	loop_task_init(&v->fill_task, vsock_rx_fill, v);
+	v->rx_elem = malloc(sizeof *v->rx_elem);
+	v->tx_elem = malloc(sizeof *v->tx_elem);
+	v->rx_again = vsock_rx_again_new(v);
+	v->tx_again = vsock_tx_again_new(v);
+	if (!v->rx_elem || !v->tx_elem || !v->rx_again || !v->tx_again ||
+	    vsock_conn_table_init(v) < 0) {
+		vsock_free(v);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return v;
+}
+
+void vsock_free(struct vsock *v)
+{
+	struct vsock_listener *l;
+
+	if (!v)
+		return;
+	if (v->buckets)
+		vsock_conn_reset_all(v, ECONNRESET);
+	while ((l = TAILQ_FIRST(&v->listeners)) != NULL) {
+		TAILQ_REMOVE(&v->listeners, l, link);
+		vsock_listener_flush(l);
+		free(l->q);
+		free(l);
+	}
+	loop_cancel(v->loop, &v->fill_task);
+	if (v->rx_again)
+		event_free(v->rx_again);
+	if (v->tx_again)
+		event_free(v->tx_again);
+	free(v->rx_elem);
+	free(v->tx_elem);
+	vsock_conn_table_free(v);
+	free(v);
+}
+
+/* --- status ------------------------------------------------------------------ */
+
+static const char *vsock_dev_state(const struct vsock *v)
+{
+	if (v->vq[VSOCK_RXQ] && v->vq[VSOCK_TXQ])
+		return "running";
+	if (v->ever_started)
+		return "stopped";
+	return "no front-end";
+}
+
+void vsock_status(const struct vsock *v, FILE *out)
+{
+	const struct vsock_listener *l;
+	const struct vsock_conn *c;
+
+	fprintf(out, "vsock: %s, guest cid %llu, features stream, "
+	        "%u connections, window %u\n", vsock_dev_state(v),
+	        (unsigned long long)v->cfg.guest_cid, v->nconns,
+	        v->cfg.buf_size);
+	fprintf(out, "  packets: %llu from guest (%llu rejected), %llu to "
+	        "guest, %llu RST replies dropped\n",
+	        (unsigned long long)v->pkts_rx,
+	        (unsigned long long)v->pkts_rejected,
+	        (unsigned long long)v->pkts_tx,
+	        (unsigned long long)v->rst_dropped);
+	TAILQ_FOREACH(l, &v->listeners, link)
+		fprintf(out, "  listen %u: %u of %u waiting\n", l->port,
+		        l->count, l->cap);
+	TAILQ_FOREACH(c, &v->conns, link)
+		fprintf(out, "  " VSOCK_CONN_FMT " %s%s: guest->host %llu bytes "
+		        "(credit %u of %u), host->guest %llu bytes (guest "
+		        "credit %u of %u), packets %llu in %llu out\n",
+		        VSOCK_CONN_ARGS(c),
+		        vsock_conn_state_name(c->state),
+		        c->host_initiated ? " (host connected)" : "",
+		        (unsigned long long)c->chan->rx_bytes,
+		        vsock_conn_our_credit(c), c->buf_alloc,
+		        (unsigned long long)c->chan->tx_bytes,
+		        vsock_conn_peer_credit(c),
+		        c->peer_buf_alloc, (unsigned long long)c->pkts_in,
+		        (unsigned long long)c->pkts_out);
+}

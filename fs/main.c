@@ -1,7 +1,76 @@
-#include <stdio.h>
+/*
+ * chanfs: the vhost-user vsock device and the file system on one loop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+#include "chanfs/chan.h"
+#include "chanfs/fs.h"
+#include "chanfs/log.h"
+#include "chanfs/loop.h"
+#include "chanfs/vsock.h"
+#include "chanfs/vu.h"
+
+int main(int argc, char **argv)
 {
-	fputs("chanfs: not built yet\n", stderr);
-	return 1;
+	struct fs_options o;
+	struct fs_config fc;
+	struct chan_set chans;
+	struct loop *l;
+	struct vsock *v;
+	struct vu *vu;
+	struct fs *fs;
+	unsigned i;
+	int rc;
+
+	rc = fs_options_parse(&o, argc, argv);
+	if (rc) {
+		fs_options_free(&o);
+		return rc == FS_OPTIONS_DONE ? 0 : 2;
+	}
+	log_init("chanfs", o.debug);
+	/* A peer (VMM socket, log reader) going away is an error return,
+	 * not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
+
+	l = loop_new();
+	if (!l)
+		fatal("cannot create the event loop");
+	chan_set_init(&chans);
+	v = vsock_new(l, &o.vsock, &chans);
+	if (!v)
+		fatal("cannot create the vsock device");
+	for (i = 0; i < o.nlisten; i++)
+		vsock_listen(v, o.listen[i]);
+	vu = vu_new(l, o.socket, vsock_vu_device(), v);
+	if (!vu)
+		exit(1);	/* vu_new logged why */
+	fc.mountpoint = o.mountpoint;
+	fc.fuse_opts = o.fuse_opts;
+	fs = fs_new(l, &chans, v, &fc);
+	if (!fs) {
+		rc = errno == EINVAL ? 2 : 1;
+		vu_free(vu);
+		vsock_free(v);
+		loop_free(l);
+		fs_options_free(&o);
+		return rc;
+	}
+	log_info("serving vsock (guest CID %llu) on %s",
+	         (unsigned long long)o.vsock.guest_cid, o.socket);
+	rc = fs_daemonize(fs, o.foreground);
+	if (rc < 0)
+		log_warnx("cannot go to the background: %s", strerror(-rc));
+	else
+		rc = loop_run(l);
+
+	/* The host side lets go first, then the device resets what is left. */
+	fs_free(fs);
+	vu_free(vu);
+	vsock_free(v);
+	loop_free(l);
+	fs_options_free(&o);
+	return rc < 0 ? 1 : 0;
 }

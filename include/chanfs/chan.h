@@ -13,6 +13,9 @@
  * to the host side through the watcher, the host side to the device side
  * through struct chan_backend.  Both are called synchronously and must only
  * record work (loop_defer) — never free the channel or call back into it.
+ * Once chan_closed() or chan_reset() has been called no backend op is
+ * called again, so the device may drop its reference (and free be_ctx)
+ * right after either.
  *
  * States: CONNECTING → OPEN → CLOSED (orderly, both directions finished) or
  * RESET (error: refused, reset by peer, timed out, device gone; c->error
@@ -52,8 +55,11 @@ struct chan_backend {
 	void (*host_close)(struct chan *c);
 };
 
-/* Host side readiness watcher: something about c changed (data, space,
- * state or a half-close).  Re-evaluate with chan_poll(). */
+/* Host side readiness watcher: something about c changed.  It fires when
+ * to_host goes from empty to non-empty, when to_guest drains to half its
+ * window (from fuller), and on every state or half-close change (opened,
+ * guest EOF/norecv, closed, reset, host shutdown).  Re-evaluate with
+ * chan_poll() or by trying chan_read()/chan_write(). */
 typedef void (*chan_watch_fn)(struct chan *c, void *arg);
 
 struct chan_set;
@@ -87,56 +93,72 @@ void chan_set_init(struct chan_set *s);
 /* --- device side -------------------------------------------------------- */
 
 /* Create a channel in CONNECTING with windows of window bytes each (a power
- * of two) and one reference (the device's).  Returns NULL with errno set. */
+ * of two) and one reference (the device's); name is copied (truncated to
+ * fit).  Returns NULL with errno set (EINVAL: window not a power of two or
+ * be NULL; ENOMEM). */
 struct chan *chan_new(struct chan_set *s, uint32_t window,
                       const struct chan_backend *be, void *be_ctx,
                       const char *name);
-/* The connection is established. */
+/* The connection is established (only from CONNECTING; else ignored). */
 void chan_opened(struct chan *c);
-/* The guest sends no more / receives no more. */
+/* The guest sends no more / receives no more (norecv also discards what is
+ * still queued in to_guest).  Ignored once closed or reset. */
 void chan_guest_eof(struct chan *c);
 void chan_guest_norecv(struct chan *c);
-/* Orderly end of both directions (the connection is gone). */
+/* Orderly end of both directions (the connection is gone): to_host stays
+ * readable, then reads return 0; to_guest is discarded.  Closed and reset
+ * are final: later chan_closed()/chan_reset() calls are ignored. */
 void chan_closed(struct chan *c);
 /* The connection failed: err is what the host sees (ECONNREFUSED,
  * ECONNRESET, ETIMEDOUT...).  Data already accepted into to_host stays
  * readable (reads return it, then -err); to_guest is discarded. */
 void chan_reset(struct chan *c, int err);
 /* Guest data arrives: append up to len bytes from iov to to_host; returns
- * the count taken (less than asked only if the guest overran its credit). */
+ * the count taken (less than asked only if the guest overran its credit;
+ * 0 after chan_guest_eof() or once closed or reset). */
 size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt);
 /* n bytes of to_guest were copied into guest buffers: drop them. */
 void chan_guest_took(struct chan *c, size_t n);
 
 /* --- host side ---------------------------------------------------------- */
 
-/* Install (or with fn NULL remove) the single host-side watcher. */
+/* Install (or with fn NULL remove) the single host-side watcher.  Host
+ * calls may fire it synchronously too (e.g. chan_shutdown()). */
 void chan_watch(struct chan *c, chan_watch_fn fn, void *arg);
 /* Read up to len bytes.  Returns the count (> 0), 0 at EOF (guest_eof or
  * CLOSED and drained), -EAGAIN when nothing is there yet, -c->error after a
  * reset once to_host is drained, -ENOTCONN while CONNECTING. */
 ssize_t chan_read(struct chan *c, void *buf, size_t len);
 /* Zero-copy read: describe what chan_read would return as up to 2 iovecs
- * (returns their count, or the same negative codes / 0 for EOF); then
- * chan_consume() what was used. */
+ * (returns their count, or the same negative codes / 0 for EOF; max 0
+ * returns 0); then chan_consume() what was used.  The iovecs point into
+ * to_host and stay valid until the next consume or chan_unref(). */
 int chan_peek(struct chan *c, struct iovec iov[2], size_t max);
 void chan_consume(struct chan *c, size_t n);
 /* Write up to len bytes.  Returns the count taken (> 0), -EAGAIN when the
  * window is full, -EPIPE when the guest receives no more, the host shut its
  * side or the channel is CLOSED, -c->error after a reset, -ENOTCONN while
- * CONNECTING.  len 0 returns 0. */
+ * CONNECTING.  len 0 returns 0 when a write could take data, else the
+ * error.  Calls be->host_wrote when it took data. */
 ssize_t chan_write(struct chan *c, const void *buf, size_t len);
-/* POLLIN/POLLOUT/POLLHUP/POLLERR as a socket would report them. */
+/* POLLIN/POLLOUT/POLLHUP/POLLERR as a socket would report them: POLLIN
+ * when a read would not say EAGAIN (data, EOF or the error), POLLOUT when
+ * at least half the to_guest window is free or a write would fail at once,
+ * POLLERR after a reset, POLLHUP when closed or reset or when the guest
+ * sends no more and nothing more can be sent.  0 while CONNECTING. */
 unsigned chan_poll(const struct chan *c);
-/* SHUT_WR from the host. */
+/* SHUT_WR from the host (idempotent; tells the device unless the
+ * connection is connecting or already over). */
 void chan_shutdown(struct chan *c);
 /* The host side's last reference goes: removes the watcher, tells the
- * device (host_close) and drops the host's reference. */
+ * device (host_close, unless the connection is already over) and drops the
+ * host's reference.  c may be NULL; a second call is a no-op. */
 void chan_close(struct chan *c);
 
 /* --- both --------------------------------------------------------------- */
 void chan_ref(struct chan *c);
-/* Drop a reference; the channel is freed (and leaves its set) at zero. */
+/* Drop a reference; the channel is freed (and leaves its set) at zero.
+ * Dropping a reference that is not held aborts. */
 void chan_unref(struct chan *c);
 const char *chan_state_name(const struct chan *c);
 /* One status line: name, state with half-close flags, byte counts,

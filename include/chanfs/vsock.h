@@ -33,7 +33,9 @@ struct vsock_config {
 struct vsock;
 
 /* Create the device; register it with vu_new(l, path, vsock_vu_device(),
- * v).  Returns NULL with errno set. */
+ * v).  Returns NULL with errno set: EINVAL (logged) for a reserved guest
+ * CID (< 3 or >= 2^32 - 1), a buf_size that is not a power of two up to
+ * 1 GiB, or backlog 0; ENOMEM. */
 struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
                         struct chan_set *chans);
 /* Reset every connection (ECONNRESET) and free. */
@@ -50,12 +52,15 @@ int vsock_connect(struct vsock *v, uint32_t port, struct chan **out);
 /* Make host port listen for guest connections (idempotent).  Until then a
  * guest REQUEST to that port is answered with RST. */
 void vsock_listen(struct vsock *v, uint32_t port);
-/* Take the oldest established guest connection queued on port: 0 with *out
- * (a host reference for the caller), or -EAGAIN when none is waiting (the
- * port listens from now on). */
+/* Take the oldest guest connection queued on port: 0 with *out (a host
+ * reference for the caller), or -EAGAIN when none is waiting (the port
+ * listens from now on), -ENOMEM.  A connection the guest already ended
+ * before it was accepted is still returned: its data stays readable, then
+ * EOF (orderly) or its error.  Queued connections are dropped when the
+ * driver or front-end goes away. */
 int vsock_accept(struct vsock *v, uint32_t port, struct chan **out);
-/* Called (from the device side, record work only) when a guest connection
- * is queued on a listening port. */
+/* fn is called (from the device side, synchronously: record work only)
+ * each time a guest connection is queued on a listening port. */
 void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
                        void *arg);
 

@@ -1,0 +1,238 @@
+/*
+ * vsock internals shared by vsock.c (device lifetime, queues, listen,
+ * accept, connect, status), vsock_conn.c (connection table, states,
+ * timers, control queue, credit, the chan backend), vsock_tx.c (guest →
+ * host packets) and vsock_rx.c (the pull-based RX fill).
+ */
+#ifndef CHANFS_VSOCK_PRIV_H
+#define CHANFS_VSOCK_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <linux/virtio_vsock.h>
+
+#include "chanfs/loop.h"
+#include "chanfs/vsock.h"
+
+struct chan;
+struct event;
+struct vq;
+struct vq_elem;
+
+/* The packet header on the wire (little-endian, packed). */
+#define VSOCK_HDR_SIZE 44
+_Static_assert(sizeof(struct virtio_vsock_hdr) == VSOCK_HDR_SIZE,
+               "virtio_vsock_hdr is 44 bytes");
+
+/* Largest payload one guest packet may carry (Linux never sends more than
+ * 64 KiB); anything larger is malformed whatever the credit. */
+#define VSOCK_MAX_PAYLOAD (64u * 1024)
+/* Largest payload we put in one RX buffer. */
+#define VSOCK_MAX_RX_PAYLOAD (64u * 1024)
+/* Connectionless RST replies waiting for an RX buffer; past this they are
+ * dropped (counted and logged), so a flood cannot grow memory. */
+#define VSOCK_RST_MAX 256
+/* Host-side ephemeral ports for vsock_connect. */
+#define VSOCK_EPHEMERAL_FIRST 49152u
+#define VSOCK_EPHEMERAL_LAST 65535u
+/* Most chains handled per TX or RX run before yielding to the loop (a
+ * guest reposting as fast as we drain must not pin the loop). */
+#define VSOCK_BUDGET_PER_QUEUE_SIZE 2
+
+#define VSOCK_RXQ 0
+#define VSOCK_TXQ 1
+#define VSOCK_NUM_QUEUES 2
+
+enum vsock_conn_state {
+	VSOCK_CONNECTING,    /* host sent REQUEST, waiting for RESPONSE */
+	VSOCK_ESTABLISHED,
+	VSOCK_PEER_CLOSED,   /* the guest shut one direction */
+	VSOCK_LOCAL_CLOSED,  /* the host closed: SHUTDOWN(RCV|SEND) once
+	                        to_guest drains, then wait for RST */
+	VSOCK_RESET,         /* being removed */
+};
+
+/* Pending control packets of one connection, sent in this order. */
+#define VSOCK_CTL_REQUEST        (1u << 0)
+#define VSOCK_CTL_RESPONSE       (1u << 1)
+#define VSOCK_CTL_CREDIT_UPDATE  (1u << 2)
+#define VSOCK_CTL_CREDIT_REQUEST (1u << 3)
+#define VSOCK_CTL_SHUTDOWN       (1u << 4)
+
+/* One entry of the control FIFO: a connection with pending control bits,
+ * or (conn NULL) an RST for a connection that does not exist. */
+struct vsock_ctl {
+	TAILQ_ENTRY(vsock_ctl) link;
+	struct vsock_conn *conn;
+	uint32_t host_port, guest_port;
+	bool queued;
+};
+
+struct vsock_conn {
+	struct vsock *v;
+	uint32_t host_port, guest_port;
+	struct vsock_conn *hnext;       /* hash chain */
+	TAILQ_ENTRY(vsock_conn) link;   /* v->conns, creation order */
+	enum vsock_conn_state state;
+	struct chan *chan;              /* the device's reference */
+	bool host_initiated;
+	/* Guest → host: what we advertise and what the guest sent. */
+	uint32_t buf_alloc;             /* the to_host window */
+	uint32_t fwd_cnt;               /* bytes the host has read */
+	uint32_t last_fwd_sent;         /* fwd_cnt in our last packet */
+	uint32_t rx_cnt;                /* bytes the guest sent us */
+	/* Host → guest: the guest's window and what we sent. */
+	uint32_t peer_buf_alloc, peer_fwd_cnt;
+	uint32_t tx_cnt;
+	bool credit_requested;          /* one CREDIT_REQUEST while blocked */
+	/* Half-closes, as VIRTIO_VSOCK_SHUTDOWN_* bits. */
+	uint32_t peer_shut;             /* the guest sent */
+	uint32_t local_shut;            /* we sent */
+	uint32_t local_shut_want;       /* to send once to_guest drains */
+	bool host_closed;
+	/* Control packets. */
+	unsigned ctl_pending;           /* VSOCK_CTL_* */
+	struct vsock_ctl ctl;
+	/* Data round-robin (to_guest data and peer credit). */
+	bool in_rr;
+	TAILQ_ENTRY(vsock_conn) rr_link;
+	/* Host-side events to act on in the next fill (host_shutdown,
+	 * host_close arrive inside chan calls, where we only record). */
+	bool in_todo;
+	TAILQ_ENTRY(vsock_conn) todo_link;
+	struct event *timer;            /* connect or close timeout */
+	uint64_t pkts_in, pkts_out;
+};
+
+struct vsock_listener {
+	uint32_t port;
+	unsigned head, count, cap;      /* accept queue: a ring of chans */
+	struct chan **q;                /* each holds a reference */
+	TAILQ_ENTRY(vsock_listener) link;
+};
+
+enum vsock_dev_state { VSOCK_DEV_NONE, VSOCK_DEV_RUNNING, VSOCK_DEV_STOPPED };
+
+struct vsock {
+	struct loop *loop;
+	struct vsock_config cfg;
+	struct chan_set *chans;
+	struct vq *vq[VSOCK_NUM_QUEUES]; /* NULL while stopped */
+	bool ever_started;               /* since the last reset */
+	struct vq_elem *rx_elem, *tx_elem;
+	struct loop_task fill_task;
+	struct event *rx_again, *tx_again; /* budget ran out: next turn */
+	/* Connection table: chained hash by (host port, guest port). */
+	struct vsock_conn **buckets;
+	unsigned nbuckets, nconns;
+	TAILQ_HEAD(, vsock_conn) conns;
+	TAILQ_HEAD(, vsock_ctl) ctlq;
+	TAILQ_HEAD(, vsock_conn) rr;
+	TAILQ_HEAD(, vsock_conn) todo;
+	struct vsock_ctl rst_pool[VSOCK_RST_MAX];
+	TAILQ_HEAD(, vsock_ctl) rst_free;
+	uint64_t rst_dropped;
+	bool warned_small_rx;            /* header-only RX buffer, once */
+	TAILQ_HEAD(, vsock_listener) listeners;
+	uint32_t next_ephemeral;
+	void (*incoming_fn)(void *arg, uint32_t port);
+	void *incoming_arg;
+	/* Counters for status. */
+	uint64_t pkts_rx, pkts_tx, pkts_rejected;
+};
+
+/* --- vsock_conn.c ------------------------------------------------------- */
+
+int vsock_conn_table_init(struct vsock *v);
+void vsock_conn_table_free(struct vsock *v);
+struct vsock_conn *vsock_conn_find(const struct vsock *v, uint32_t host_port,
+                                   uint32_t guest_port);
+/* Create a connection with its channel (state as given) and insert it.
+ * Returns NULL with errno set (logged by the caller). */
+struct vsock_conn *vsock_conn_new(struct vsock *v, uint32_t host_port,
+                                  uint32_t guest_port,
+                                  enum vsock_conn_state state);
+/* Remove and free c: the channel learns nothing here (call chan_reset or
+ * chan_closed first); with send_rst an RST goes to the guest. */
+void vsock_conn_remove(struct vsock_conn *c, bool send_rst);
+/* Reset c: chan_reset(err), RST to the guest when send_rst, remove. */
+void vsock_conn_reset(struct vsock_conn *c, int err, bool send_rst);
+/* Orderly end: chan_closed, RST to the guest (Linux's last word), remove. */
+void vsock_conn_finish(struct vsock_conn *c);
+/* Reset every connection (no packets: the driver is gone) and drop every
+ * pending control packet. */
+void vsock_conn_reset_all(struct vsock *v, int err);
+
+/* Queue control bits for c (FIFO by first pending) and schedule a fill. */
+void vsock_ctl_queue(struct vsock_conn *c, unsigned bits);
+/* Queue an RST for a connection that does not exist.  Returns false when
+ * the queue is full (the reply is dropped and counted). */
+bool vsock_ctl_queue_rst(struct vsock *v, uint32_t host_port,
+                         uint32_t guest_port);
+/* Drop every pending control packet. */
+void vsock_ctl_clear(struct vsock *v);
+
+/* Bytes we may still send to the guest. */
+uint32_t vsock_conn_peer_credit(const struct vsock_conn *c);
+/* Bytes the guest may still send us. */
+uint32_t vsock_conn_our_credit(const struct vsock_conn *c);
+/* After data moved or a header arrived: re-evaluate the round-robin and
+ * a SHUTDOWN waiting for to_guest to drain. */
+void vsock_conn_after_data(struct vsock_conn *c);
+/* Does c have data for the guest that it may send now? */
+bool vsock_conn_can_send(const struct vsock_conn *c);
+/* Re-evaluate c for the data round-robin (after data, credit or state
+ * changed) and schedule a fill if it has something to send. */
+void vsock_conn_update_rr(struct vsock_conn *c);
+/* After guest data or a header arrived: take the guest's window. */
+void vsock_conn_peer_credit_update(struct vsock_conn *c, uint32_t buf_alloc,
+                                   uint32_t fwd_cnt);
+/* Act on host-side events recorded in c (shutdown, close) now that we are
+ * outside the channel's call: queue SHUTDOWN once to_guest drained, end a
+ * connecting one.  May remove c. */
+void vsock_conn_do_todo(struct vsock_conn *c);
+/* Both directions are over (the guest sends nothing more, and receives
+ * nothing more or we sent SHUTDOWN(SEND)): end c in order. */
+bool vsock_conn_done(const struct vsock_conn *c);
+/* Arm c's timer (connect or close timeout). */
+void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms);
+const char *vsock_conn_state_name(enum vsock_conn_state s);
+
+/* --- vsock_tx.c --------------------------------------------------------- */
+
+/* Drain the tx queue (bounded per call; reschedules itself). */
+void vsock_tx_run(struct vsock *v);
+/* The event that continues vsock_tx_run next turn. */
+struct event *vsock_tx_again_new(struct vsock *v);
+/* "REQUEST", "RW"... for log lines. */
+const char *vsock_op_name(uint16_t op);
+
+/* --- vsock_rx.c --------------------------------------------------------- */
+
+/* Schedule the RX fill for this loop turn. */
+void vsock_rx_schedule(struct vsock *v);
+/* The fill task. */
+void vsock_rx_fill(void *arg);
+/* The event that schedules the fill again next turn. */
+struct event *vsock_rx_again_new(struct vsock *v);
+
+/* --- vsock.c ------------------------------------------------------------ */
+
+/* May a guest connection to port be queued for vsock_accept?  False when
+ * the port does not listen or its backlog is full (why says which). */
+bool vsock_listener_can_queue(struct vsock *v, uint32_t port, char *why,
+                              size_t size);
+/* Queue ch (taking a reference) and tell the on_incoming callback. */
+void vsock_listener_enqueue(struct vsock *v, uint32_t port, struct chan *ch);
+
+/* Log prefix naming a connection: "vsock 3:1234-2:5000" (guest then host,
+ * as the channel names it). */
+#define VSOCK_CONN_FMT "vsock %llu:%u-2:%u"
+#define VSOCK_CONN_ARGS(c) \
+	(unsigned long long)(c)->v->cfg.guest_cid, (c)->guest_port, \
+	(c)->host_port
+
+#endif

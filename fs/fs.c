@@ -1,1 +1,0 @@
-/* fs: not written yet */

@@ -1,0 +1,609 @@
+/*
+ * Open files: connect and accept opens, reads, writes, poll and release.
+ *
+ * The shape is 9front sshnet's: per file a queue of parked reads and a
+ * queue of parked writes; one service step (fs_file_service, a loop task
+ * deferred by the channel's watcher and by interrupts) pairs them with the
+ * channel's data and space and answers what it can.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/fuse.h>
+
+#include "chanfs/chan.h"
+#include "chanfs/log.h"
+#include "chanfs/vsock.h"
+#include "fs_private.h"
+
+#define FS_STREAM_FLAGS (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM)
+
+static void fs_file_service(void *arg);
+
+int fs_reply_open(fuse_req_t req, uint64_t fh, uint32_t open_flags)
+{
+	struct fuse_open_out out;
+
+	memset(&out, 0, sizeof out);
+	out.fh = fh;
+	out.open_flags = open_flags;
+	return fuse_reply_buf(req, (const char *)&out, sizeof out);
+}
+
+static struct fs_file *fs_file_of(struct fuse_file_info *fi)
+{
+	return (struct fs_file *)(uintptr_t)fi->fh;
+}
+
+static const char *fs_file_path(const struct fs_file *f, char *buf, size_t len)
+{
+	struct fs_node n = { .kind = f->kind, .port = f->port };
+
+	return fs_node_path(&n, buf, len);
+}
+
+static struct fs_file *fs_file_new(struct fs *fs, const struct fs_node *n)
+{
+	struct fs_file *f = calloc(1, sizeof *f);
+
+	if (!f)
+		return NULL;
+	f->fs = fs;
+	f->kind = n->kind;
+	f->ino = n->ino;
+	f->port = n->port;
+	TAILQ_INIT(&f->reads);
+	TAILQ_INIT(&f->writes);
+	loop_task_init(&f->task, fs_file_service, f);
+	TAILQ_INSERT_TAIL(&fs->files, f, link);
+	return f;
+}
+
+/* The file is gone for the kernel (released, or its open failed). */
+static void fs_file_free(struct fs_file *f)
+{
+	loop_cancel(f->fs->loop, &f->task);
+	TAILQ_REMOVE(&f->fs->files, f, link);
+	if (f->ph)
+		fuse_pollhandle_destroy(f->ph);
+	chan_close(f->c);
+	free(f->text);
+	free(f);
+}
+
+/* The channel changed: answer what can be answered, in the flush. */
+static void fs_file_watch(struct chan *c, void *arg)
+{
+	struct fs_file *f = arg;
+
+	(void)c;
+	loop_defer(f->fs->loop, &f->task);
+}
+
+/* Called by libfuse when the kernel interrupts r (possibly from inside
+ * fuse_req_interrupt_func).  Replying here would deadlock on libfuse's
+ * request lock, so only flag it and let the service answer EINTR. */
+static void fs_req_interrupted(fuse_req_t req, void *data)
+{
+	struct fs_req *r = data;
+
+	(void)req;
+	r->interrupted = true;
+	loop_defer(r->file->fs->loop, &r->file->task);
+}
+
+static struct fs_req *fs_req_park(struct fs_file *f, fuse_req_t req,
+                                  enum fs_req_kind kind)
+{
+	struct fs_req *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	r->req = req;
+	r->file = f;
+	r->kind = kind;
+	if (kind == FS_REQ_READ)
+		TAILQ_INSERT_TAIL(&f->reads, r, link);
+	else if (kind == FS_REQ_WRITE)
+		TAILQ_INSERT_TAIL(&f->writes, r, link);
+	else
+		f->opening = r;
+	fuse_req_interrupt_func(req, fs_req_interrupted, r);
+	return r;
+}
+
+static void fs_req_done(struct fs_file *f, struct fs_req *r)
+{
+	if (r->kind == FS_REQ_READ)
+		TAILQ_REMOVE(&f->reads, r, link);
+	else if (r->kind == FS_REQ_WRITE)
+		TAILQ_REMOVE(&f->writes, r, link);
+	else
+		f->opening = NULL;
+	free(r->data);
+	free(r);
+}
+
+static unsigned fs_file_mask(const struct fs_file *f)
+{
+	unsigned m;
+
+	if (f->kind == FS_STATUS)
+		return POLLIN | POLLRDNORM;
+	if (!f->c || f->opening)
+		return 0;
+	m = chan_poll(f->c);
+	if (m & POLLIN)
+		m |= POLLRDNORM;
+	if (m & POLLOUT)
+		m |= POLLWRNORM;
+	return m;
+}
+
+/* --- open ---------------------------------------------------------------- */
+
+/* The open failed (or was interrupted): answer it and forget the file. */
+static void fs_open_fail(struct fs_file *f, int err)
+{
+	char path[64];
+
+	if (f->opening) {
+		log_debug("fs: OPEN %s: %s", fs_file_path(f, path, sizeof path),
+		          strerror(err));
+		fuse_reply_err(f->opening->req, err);
+		fs_req_done(f, f->opening);
+	}
+	fs_file_free(f);
+}
+
+/* Tell the kernel the file is open.  If the reply cannot be delivered the
+ * kernel never learnt of the file and sends no RELEASE: free it here. */
+static bool fs_open_finish(struct fs_file *f, fuse_req_t req)
+{
+	char path[64];
+
+	if (f->c)
+		chan_watch(f->c, fs_file_watch, f);
+	if (fs_reply_open(req, (uintptr_t)f,
+	                  f->kind == FS_STATUS ? FOPEN_DIRECT_IO
+	                                       : FS_STREAM_FLAGS) < 0) {
+		fs_file_free(f);
+		return false;
+	}
+	log_debug("fs: OPEN %s: %s", fs_file_path(f, path, sizeof path),
+	          f->c ? f->c->name : "ok");
+	return true;
+}
+
+/* Move a waiting open on: 1 when it is open now, 0 while it still waits,
+ * -1 when it failed (f is freed). */
+static int fs_open_progress(struct fs_file *f)
+{
+	struct fs_req *r = f->opening;
+	fuse_req_t req;
+	int rc;
+
+	if (r->interrupted) {
+		fs_open_fail(f, EINTR);
+		return -1;
+	}
+	if (f->kind == FS_ACCEPT && !f->c) {
+		rc = vsock_accept(f->fs->vsock, f->port, &f->c);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc < 0) {
+			fs_open_fail(f, -rc);
+			return -1;
+		}
+	}
+	if (f->c->state == CHAN_CONNECTING)
+		return 0;
+	if (f->c->state == CHAN_RESET) {
+		fs_open_fail(f, f->c->error);
+		return -1;
+	}
+	req = r->req;
+	fs_req_done(f, r);
+	return fs_open_finish(f, req) ? 1 : -1;
+}
+
+static void fs_open_channel(fuse_req_t req, struct fs_file *f, int flags)
+{
+	char path[64];
+	int rc;
+
+	if (f->kind == FS_CONNECT) {
+		rc = vsock_connect(f->fs->vsock, f->port, &f->c);
+	} else {
+		rc = vsock_accept(f->fs->vsock, f->port, &f->c);
+		/* Only accept honours O_NONBLOCK: a connect always waits for
+		 * the guest's answer (bounded by the connect timeout). */
+		if (rc == -EAGAIN && !(flags & O_NONBLOCK))
+			rc = 0;
+	}
+	if (rc < 0) {
+		log_debug("fs: OPEN %s: %s", fs_file_path(f, path, sizeof path),
+		          strerror(-rc));
+		fuse_reply_err(req, -rc);
+		fs_file_free(f);
+		return;
+	}
+	if (f->c && f->c->state != CHAN_CONNECTING) {
+		if (f->c->state == CHAN_RESET) {
+			fuse_reply_err(req, f->c->error);
+			fs_file_free(f);
+			return;
+		}
+		fs_open_finish(f, req);
+		return;
+	}
+	if (!fs_req_park(f, req, FS_REQ_OPEN)) {
+		fuse_reply_err(req, ENOMEM);
+		fs_file_free(f);
+		return;
+	}
+	if (f->c)
+		chan_watch(f->c, fs_file_watch, f);
+	log_debug("fs: OPEN %s: waiting for the guest",
+	          fs_file_path(f, path, sizeof path));
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fuse_req_userdata(req);
+	const struct fs_node *n = fs_node_get(fs, ino);
+	struct fs_file *f;
+	char path[64];
+	int rc;
+
+	if (!n) {
+		log_warnx("fs: OPEN: unknown node %lu", (unsigned long)ino);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	switch (n->kind) {
+	case FS_ROOT:
+	case FS_VSOCK_DIR:
+	case FS_LISTEN_DIR:
+		fuse_reply_err(req, EISDIR);
+		return;
+	case FS_STATUS:
+		if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+			log_info("fs: OPEN status: read-only, opened for writing");
+			fuse_reply_err(req, EACCES);
+			return;
+		}
+		f = fs_file_new(fs, n);
+		if (!f) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		rc = fs_status_snapshot(fs, &f->text, &f->text_len);
+		if (rc < 0) {
+			fuse_reply_err(req, -rc);
+			fs_file_free(f);
+			return;
+		}
+		fs_open_finish(f, req);
+		return;
+	case FS_CONNECT:
+	case FS_ACCEPT:
+		break;
+	}
+	f = fs_file_new(fs, n);
+	if (!f) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	log_debug("fs: OPEN %s flags 0%o", fs_node_path(n, path, sizeof path),
+	          fi->flags);
+	fs_open_channel(req, f, fi->flags);
+}
+
+void fs_file_incoming(void *arg, uint32_t port)
+{
+	struct fs *fs = arg;
+	struct fs_file *f;
+
+	/* Oldest open first: the loop runs tasks in the order queued. */
+	TAILQ_FOREACH(f, &fs->files, link)
+		if (f->opening && f->kind == FS_ACCEPT && !f->c &&
+		    f->port == port)
+			loop_defer(fs->loop, &f->task);
+}
+
+/* --- read ---------------------------------------------------------------- */
+
+/* Answer req from the channel if a read would not block; false if it
+ * would (-EAGAIN). */
+static bool fs_read_now(struct fs_file *f, fuse_req_t req, size_t size)
+{
+	struct iovec iov[2];
+	size_t n = 0;
+	int cnt, i;
+
+	if (size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return true;
+	}
+	cnt = chan_peek(f->c, iov, size);
+	if (cnt == -EAGAIN)
+		return false;
+	if (cnt < 0) {
+		fuse_reply_err(req, -cnt);
+		return true;
+	}
+	if (cnt == 0) {
+		fuse_reply_buf(req, NULL, 0);	/* EOF */
+		return true;
+	}
+	/* Straight from the ring into the reply, then let the bytes go. */
+	for (i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	fuse_reply_iov(req, iov, cnt);
+	chan_consume(f->c, n);
+	return true;
+}
+
+static void fs_status_read(fuse_req_t req, struct fs_file *f, size_t size,
+                           off_t off)
+{
+	size_t start = off < 0 ? f->text_len : (size_t)off;
+
+	if (start > f->text_len)
+		start = f->text_len;
+	if (size > f->text_len - start)
+		size = f->text_len - start;
+	fuse_reply_buf(req, f->text + start, size);
+}
+
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                struct fuse_file_info *fi)
+{
+	struct fs_file *f = fs_file_of(fi);
+
+	(void)ino;
+	if (f->kind == FS_STATUS) {
+		fs_status_read(req, f, size, off);
+		return;
+	}
+	/* Parked readers are first in line for the data. */
+	if (TAILQ_EMPTY(&f->reads) && fs_read_now(f, req, size))
+		return;
+	if (fi->flags & O_NONBLOCK) {
+		fuse_reply_err(req, EAGAIN);
+		return;
+	}
+	if (!fs_req_park(f, req, FS_REQ_READ)) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	TAILQ_LAST(&f->reads, fs_reqq)->size = size;
+	log_debug("fs: READ %s size %zu: parked", f->c->name, size);
+}
+
+static void fs_serve_reads(struct fs_file *f)
+{
+	struct fs_req *r, *next;
+
+	while ((r = TAILQ_FIRST(&f->reads)) != NULL) {
+		if (!fs_read_now(f, r->req, r->size))
+			break;
+		fs_req_done(f, r);
+	}
+	for (r = TAILQ_FIRST(&f->reads); r; r = next) {
+		next = TAILQ_NEXT(r, link);
+		if (r->interrupted) {
+			fuse_reply_err(r->req, EINTR);
+			fs_req_done(f, r);
+		}
+	}
+}
+
+/* --- write --------------------------------------------------------------- */
+
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+                 size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs_file *f = fs_file_of(fi);
+	bool nonblock = fi->flags & O_NONBLOCK;
+	ssize_t n = 0;
+	struct fs_req *r;
+
+	(void)ino;
+	(void)off;
+	if (f->kind == FS_STATUS) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	/* Behind a parked writer a new write must wait its turn. */
+	if (TAILQ_EMPTY(&f->writes)) {
+		n = chan_write(f->c, buf, size);
+		if (n == (ssize_t)size) {
+			fuse_reply_write(req, size);
+			return;
+		}
+		if (n < 0 && n != -EAGAIN) {
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
+		if (n < 0)
+			n = 0;
+	}
+	if (nonblock) {
+		if (n > 0)
+			fuse_reply_write(req, n);
+		else
+			fuse_reply_err(req, EAGAIN);
+		return;
+	}
+	/* libfuse reuses its buffer for the next request: keep our own copy
+	 * of what is not taken yet. */
+	r = fs_req_park(f, req, FS_REQ_WRITE);
+	if (r) {
+		r->len = size - n;
+		r->data = malloc(r->len);
+	}
+	if (!r || !r->data) {
+		if (r)
+			fs_req_done(f, r);
+		if (n > 0)
+			fuse_reply_write(req, n);
+		else
+			fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(r->data, buf + n, r->len);
+	r->taken = n;
+	log_debug("fs: WRITE %s size %zu: %zd taken, rest parked", f->c->name,
+	          size, n);
+}
+
+/* The parked write at the head is finished: all of it, what was taken
+ * before an error or interrupt, or the error itself. */
+static void fs_write_end(struct fs_file *f, struct fs_req *r, int err)
+{
+	if (r->taken > 0)
+		fuse_reply_write(r->req, r->taken);
+	else
+		fuse_reply_err(r->req, err);
+	fs_req_done(f, r);
+}
+
+static void fs_serve_writes(struct fs_file *f)
+{
+	struct fs_req *r, *next;
+	ssize_t n;
+
+	while ((r = TAILQ_FIRST(&f->writes)) != NULL) {
+		n = chan_write(f->c, r->data + r->off, r->len - r->off);
+		if (n > 0) {
+			r->off += n;
+			r->taken += n;
+			if (r->off == r->len)
+				fs_write_end(f, r, 0);
+			continue;
+		}
+		if (n != -EAGAIN) {
+			fs_write_end(f, r, (int)-n);
+			continue;
+		}
+		if (!r->interrupted)
+			break;
+		fs_write_end(f, r, EINTR);
+	}
+	/* Writers behind the head have nothing taken: EINTR is exact. */
+	for (r = TAILQ_FIRST(&f->writes); r; r = next) {
+		next = TAILQ_NEXT(r, link);
+		if (r->interrupted)
+			fs_write_end(f, r, EINTR);
+	}
+}
+
+/* --- poll and the service step ---------------------------------------- */
+
+static void fs_poll_notify(struct fs_file *f)
+{
+	unsigned mask;
+
+	if (!f->ph)
+		return;
+	mask = fs_file_mask(f);
+	if (mask == f->polled)
+		return;
+	/* The kernel polls again after a notification, with a new handle. */
+	fuse_lowlevel_notify_poll(f->ph);
+	fuse_pollhandle_destroy(f->ph);
+	f->ph = NULL;
+	f->polled = mask;
+}
+
+static void fs_file_service(void *arg)
+{
+	struct fs_file *f = arg;
+
+	if (f->opening && fs_open_progress(f) <= 0)
+		return;
+	if (!f->c)
+		return;
+	fs_serve_reads(f);
+	fs_serve_writes(f);
+	fs_poll_notify(f);
+}
+
+void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                struct fuse_pollhandle *ph)
+{
+	struct fs_file *f = fs_file_of(fi);
+	unsigned mask;
+
+	(void)ino;
+	/* Directories have no file handle; they never block. */
+	if (!f) {
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM);
+		return;
+	}
+	mask = fs_file_mask(f);
+	if (ph) {
+		if (f->ph)
+			fuse_pollhandle_destroy(f->ph);
+		f->ph = ph;
+	}
+	f->polled = mask;
+	fuse_reply_poll(req, mask);
+}
+
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	/* Every close(): nothing to do until the last one (RELEASE). */
+	fuse_reply_err(req, 0);
+}
+
+/* Answer whatever is still parked on f (there should be nothing: the
+ * kernel releases a file only when no call on it is running). */
+static void fs_file_drain(struct fs_file *f, int err)
+{
+	struct fs_req *r;
+
+	while ((r = TAILQ_FIRST(&f->reads)) != NULL) {
+		fuse_reply_err(r->req, err);
+		fs_req_done(f, r);
+	}
+	while ((r = TAILQ_FIRST(&f->writes)) != NULL)
+		fs_write_end(f, r, err);
+	if (f->opening) {
+		fuse_reply_err(f->opening->req, err);
+		fs_req_done(f, f->opening);
+	}
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_file *f = fs_file_of(fi);
+	char path[64];
+
+	(void)ino;
+	log_debug("fs: RELEASE %s%s%s", fs_file_path(f, path, sizeof path),
+	          f->c ? " " : "", f->c ? f->c->name : "");
+	fs_file_drain(f, EBADF);
+	/* chan_close: the device shuts the connection down in order. */
+	fs_file_free(f);
+	fuse_reply_err(req, 0);
+}
+
+void fs_files_free(struct fs *fs)
+{
+	struct fs_file *f;
+
+	while ((f = TAILQ_FIRST(&fs->files)) != NULL) {
+		fs_file_drain(f, ECONNRESET);
+		fs_file_free(f);
+	}
+}

@@ -1,0 +1,33 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "chanfs/chan.h"
+#include "chanfs/vsock.h"
+#include "fs_private.h"
+
+/* A snapshot taken at open, so a reader sees one consistent text however
+ * small its reads are, while connections come and go. */
+int fs_status_snapshot(struct fs *fs, char **text, size_t *len)
+{
+	const struct chan *c;
+	FILE *out;
+
+	*text = NULL;
+	*len = 0;
+	out = open_memstream(text, len);
+	if (!out)
+		return -errno;
+	fprintf(out, "chanfs %s\n", CHANFS_VERSION);
+	vsock_status(fs->vsock, out);
+	fprintf(out, "channels %u\n", fs->chans->count);
+	TAILQ_FOREACH(c, &fs->chans->all, link)
+		chan_describe(c, out);
+	if (fclose(out) != 0) {
+		free(*text);
+		*text = NULL;
+		*len = 0;
+		return -ENOMEM;
+	}
+	return 0;
+}

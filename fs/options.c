@@ -1,0 +1,358 @@
+/*
+ * The command line.  Every rejection is one line on stderr naming the
+ * option and the value ("chanfs: --buf-size: 'x' is not a size"); the
+ * caller exits with status 2.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs_private.h"
+
+#define FS_DEFAULT_CID 3
+#define FS_DEFAULT_BUF_SIZE (256u * 1024)
+#define FS_DEFAULT_CONNECT_TIMEOUT 2000
+#define FS_DEFAULT_CLOSE_TIMEOUT 2000
+#define FS_DEFAULT_BACKLOG 16
+
+#define FS_MIN_BUF_SIZE (4u * 1024)
+#define FS_MAX_BUF_SIZE (64u * 1024 * 1024)
+#define FS_MAX_TIMEOUT 3600000u		/* an hour, in ms */
+#define FS_MAX_BACKLOG 65535u
+/* Guest CIDs: 0-2 are reserved (hypervisor, local, host), -1U is "any". */
+#define FS_MIN_CID 3
+#define FS_MAX_CID 0xfffffffeULL
+#define FS_MAX_PORT 0xfffffffeULL
+
+enum {
+	OPT_CID = 256,
+	OPT_BUF_SIZE,
+	OPT_CONNECT_TIMEOUT,
+	OPT_CLOSE_TIMEOUT,
+	OPT_BACKLOG,
+};
+
+static const struct option fs_long_options[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "cid", required_argument, NULL, OPT_CID },
+	{ "buf-size", required_argument, NULL, OPT_BUF_SIZE },
+	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT },
+	{ "backlog", required_argument, NULL, OPT_BACKLOG },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "debug", no_argument, NULL, 'd' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char fs_usage_line[] =
+	"usage: chanfs [OPTIONS] -s SOCKET MOUNTPOINT (chanfs --help for more)\n";
+
+static void fs_help(FILE *out)
+{
+	fputs("usage: chanfs [OPTIONS] -s SOCKET MOUNTPOINT\n"
+	      "\n"
+	      "Serve a VM's virtio-vsock device over vhost-user and mount its\n"
+	      "connections as files: vsock/<port> connects to a guest port,\n"
+	      "vsock/listen/<port> accepts the guest's connections to a host port,\n"
+	      "status lists the device and every connection.\n"
+	      "\n"
+	      "  -s, --socket PATH         vhost-user socket to listen on (required)\n"
+	      "      --cid N               guest CID served to the VMM (default 3)\n"
+	      "      --buf-size BYTES      per-connection flow-control window, a power\n"
+	      "                            of two from 4K to 64M (default 256K; K/M suffixes)\n"
+	      "      --connect-timeout MS  wait for the guest to answer a connect (default 2000)\n"
+	      "      --close-timeout MS    wait for the guest to finish a close (default 2000)\n"
+	      "      --backlog N           guest connections queued per listening port\n"
+	      "                            (default 16)\n"
+	      "  -l, --listen PORT         listen on host port PORT from the start\n"
+	      "                            (repeatable; opening vsock/listen/PORT also does)\n"
+	      "  -f, --foreground          stay in the foreground (logs stay on stderr;\n"
+	      "                            in the background they are discarded)\n"
+	      "  -d, --debug               protocol traces on stderr (implies -f)\n"
+	      "  -o OPTIONS                FUSE mount options (allow_other, auto_unmount,\n"
+	      "                            debug for libfuse's own traces, ...)\n"
+	      "  -h, --help                this text\n"
+	      "  -V, --version             the version\n"
+	      "\n"
+	      "Bad options exit with status 2.  SIGINT, SIGTERM, SIGHUP and\n"
+	      "fusermount3 -u unmount and end chanfs with status 0.\n", out);
+}
+
+static int fs_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int fs_bad(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("chanfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -EINVAL;
+}
+
+/* Plain decimal, optionally followed by K or M when suffixes is set.  No
+ * sign, no spaces, no other base: a value either reads as written or is
+ * rejected. */
+static bool fs_parse_u64(const char *s, bool suffixes, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (suffixes && (*p == 'K' || *p == 'k')) {
+		mult = 1024;
+		p++;
+	} else if (suffixes && (*p == 'M' || *p == 'm')) {
+		mult = 1024 * 1024;
+		p++;
+	}
+	if (*p)
+		return false;
+	if (v > UINT64_MAX / mult)
+		return false;
+	*out = v * mult;
+	return true;
+}
+
+/* A number in [min, max], or one line and -EINVAL. */
+static int fs_parse_range(const char *opt, const char *s, const char *what,
+                          uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!fs_parse_u64(s, false, out))
+		return fs_bad("%s: '%s' is not %s", opt, s, what);
+	if (*out < min || *out > max)
+		return fs_bad("%s: %s is out of range (%" PRIu64 "..%" PRIu64 ")",
+		              opt, s, min, max);
+	return 0;
+}
+
+static int fs_parse_buf_size(const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!fs_parse_u64(s, true, &v))
+		return fs_bad("--buf-size: '%s' is not a size", s);
+	if (v < FS_MIN_BUF_SIZE || v > FS_MAX_BUF_SIZE || (v & (v - 1)))
+		return fs_bad("--buf-size: %s is not a power of two between 4K and 64M",
+		              s);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* An absolute path for p, resolving relative ones against the working
+ * directory now: the daemon changes directory to / later. */
+static char *fs_absolute(const char *p)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (p[0] == '/')
+		return strdup(p);
+	if (!getcwd(cwd, sizeof cwd))
+		return NULL;
+	if (asprintf(&abs, "%s/%s", cwd, p) < 0)
+		return NULL;
+	return abs;
+}
+
+static int fs_add_listen(struct fs_options *o, const char *s)
+{
+	uint32_t *ports;
+	uint64_t port;
+	int rc;
+
+	rc = fs_parse_range("--listen", s, "a port", 0, FS_MAX_PORT, &port);
+	if (rc)
+		return rc;
+	ports = realloc(o->listen, (o->nlisten + 1) * sizeof *ports);
+	if (!ports)
+		return fs_bad("out of memory");
+	o->listen = ports;
+	o->listen[o->nlisten++] = (uint32_t)port;
+	return 0;
+}
+
+static int fs_add_fuse_opts(struct fs_options *o, const char *s)
+{
+	char *joined;
+
+	if (!*s)
+		return fs_bad("-o: empty option list");
+	if (!o->fuse_opts) {
+		o->fuse_opts = strdup(s);
+		return o->fuse_opts ? 0 : fs_bad("out of memory");
+	}
+	if (asprintf(&joined, "%s,%s", o->fuse_opts, s) < 0)
+		return fs_bad("out of memory");
+	free(o->fuse_opts);
+	o->fuse_opts = joined;
+	return 0;
+}
+
+/* The option as the user wrote it, for "unknown option" lines.  A long
+ * option's error names the argument getopt just passed (without any
+ * "=value"); a short one is in optopt, and may sit in a cluster such as
+ * -fx, after which argv[optind - 1] is some earlier argument. */
+static const char *fs_bad_opt(char **argv, int optopt_c, char *buf,
+                              size_t len)
+{
+	const char *arg = argv[optind - 1];
+	size_t n = strcspn(arg, "=");
+	const struct option *lo;
+	bool long_err = false;
+
+	if (strncmp(arg, "--", 2) == 0) {
+		long_err = optopt_c == 0;	/* unknown or ambiguous */
+		for (lo = fs_long_options; lo->name && !long_err; lo++)
+			long_err = lo->val == optopt_c &&
+			           strncmp(arg + 2, lo->name, n - 2) == 0;
+	}
+	if (long_err || optopt_c <= 0 || optopt_c >= 256)
+		snprintf(buf, len, "%.*s", (int)n, arg);
+	else
+		snprintf(buf, len, "-%c", optopt_c);
+	return buf;
+}
+
+static int fs_parse_one(struct fs_options *o, int c, const char *arg)
+{
+	uint64_t v;
+	int rc = 0;
+
+	switch (c) {
+	case 's':
+		if (!*arg)
+			return fs_bad("--socket: empty path");
+		free(o->socket);
+		o->socket = fs_absolute(arg);
+		if (!o->socket)
+			return fs_bad("--socket: %s: %s", arg, strerror(errno));
+		break;
+	case OPT_CID:
+		rc = fs_parse_range("--cid", arg, "a number", FS_MIN_CID,
+		                    FS_MAX_CID, &v);
+		o->vsock.guest_cid = v;
+		break;
+	case OPT_BUF_SIZE:
+		rc = fs_parse_buf_size(arg, &o->vsock.buf_size);
+		break;
+	case OPT_CONNECT_TIMEOUT:
+		rc = fs_parse_range("--connect-timeout", arg, "a number of ms",
+		                    1, FS_MAX_TIMEOUT, &v);
+		o->vsock.connect_timeout_ms = (unsigned)v;
+		break;
+	case OPT_CLOSE_TIMEOUT:
+		rc = fs_parse_range("--close-timeout", arg, "a number of ms",
+		                    1, FS_MAX_TIMEOUT, &v);
+		o->vsock.close_timeout_ms = (unsigned)v;
+		break;
+	case OPT_BACKLOG:
+		rc = fs_parse_range("--backlog", arg, "a number", 1,
+		                    FS_MAX_BACKLOG, &v);
+		o->vsock.backlog = (unsigned)v;
+		break;
+	case 'l':
+		rc = fs_add_listen(o, arg);
+		break;
+	case 'o':
+		rc = fs_add_fuse_opts(o, arg);
+		break;
+	case 'f':
+		o->foreground = true;
+		break;
+	case 'd':
+		o->debug = true;
+		o->foreground = true;
+		break;
+	}
+	return rc;
+}
+
+static int fs_parse_mountpoint(struct fs_options *o, const char *arg)
+{
+	struct stat st;
+
+	o->mountpoint = realpath(arg, NULL);
+	if (!o->mountpoint)
+		return fs_bad("mountpoint %s: %s", arg, strerror(errno));
+	if (stat(o->mountpoint, &st) < 0)
+		return fs_bad("mountpoint %s: %s", arg, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fs_bad("mountpoint %s: %s", arg, strerror(ENOTDIR));
+	return 0;
+}
+
+int fs_options_parse(struct fs_options *o, int argc, char **argv)
+{
+	char optbuf[64];
+	int c, rc;
+
+	memset(o, 0, sizeof *o);
+	o->vsock.guest_cid = FS_DEFAULT_CID;
+	o->vsock.buf_size = FS_DEFAULT_BUF_SIZE;
+	o->vsock.connect_timeout_ms = FS_DEFAULT_CONNECT_TIMEOUT;
+	o->vsock.close_timeout_ms = FS_DEFAULT_CLOSE_TIMEOUT;
+	o->vsock.backlog = FS_DEFAULT_BACKLOG;
+
+	/* Our own messages: getopt's name the program as invoked. */
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":s:l:fdo:hV", fs_long_options,
+	                        NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fs_help(stdout);
+			return FS_OPTIONS_DONE;
+		case 'V':
+			printf("chanfs %s (libfuse %s)\n", CHANFS_VERSION,
+			       fuse_pkgversion());
+			return FS_OPTIONS_DONE;
+		case '?':
+			return fs_bad("unknown option '%s'",
+			              fs_bad_opt(argv, optopt, optbuf, sizeof optbuf));
+		case ':':
+			return fs_bad("option '%s' needs a value",
+			              fs_bad_opt(argv, optopt, optbuf, sizeof optbuf));
+		default:
+			rc = fs_parse_one(o, c, optarg);
+			if (rc)
+				return rc;
+		}
+	}
+	if (optind >= argc) {
+		fputs(fs_usage_line, stderr);
+		return -EINVAL;
+	}
+	if (optind + 1 < argc)
+		return fs_bad("unexpected argument '%s' after the mountpoint",
+		              argv[optind + 1]);
+	if (!o->socket)
+		return fs_bad("--socket is required (the vhost-user socket to serve)");
+	return fs_parse_mountpoint(o, argv[optind]);
+}
+
+void fs_options_free(struct fs_options *o)
+{
+	free(o->socket);
+	free(o->mountpoint);
+	free(o->listen);
+	free(o->fuse_opts);
+	memset(o, 0, sizeof *o);
+}

@@ -1,0 +1,449 @@
+/*
+ * fuzz_vsock — the vsock packet handler against a hostile guest, with a
+ * host side poking at the channels in between.  Each input runs a fresh
+ * device on started rx/tx rings over memfd guest memory; the input is a
+ * script of records (well-formed descriptors, hostile packet bytes):
+ *
+ *   byte 0        bit 0: rx buffers are 44 + data descriptors (Linux 6.1)
+ *                 bit 1: tx packets are split into two descriptors
+ *                 bit 2: EVENT_IDX
+ *   then records, each starting with one byte whose low 3 bits pick:
+ *     0 TX raw      le16 n, then n packet bytes (header + payload) as sent
+ *     1 RX post     byte: count (low 3 bits + 1), data size 2^(bits 3-6)
+ *     2 host        byte: action (low 3 bits) on channel (high bits % 8)
+ *                   listen / accept / write / read / shutdown / close /
+ *                   connect / status
+ *     3 run         run the loop's deferred work
+ *     4 take        the driver reads every used rx buffer
+ *     5 queue       byte: stop or start rx or tx (GET_VRING_BASE / start)
+ *     6 reset       the front-end goes away and comes back
+ *     7 TX fixed    as 0, but CIDs, type and len are made plausible so the
+ *                   input reaches the connection state machine
+ * A record cut short by the end of the input ends the script.
+ *
+ * Checked on every rx buffer the device returns: used len = 44 + hdr.len
+ * within the buffer, host → guest CIDs, STREAM, a known op; tx buffers come
+ * back with len 0; at the end every channel is released.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <linux/virtio_ring.h>
+#include <linux/virtio_vsock.h>
+
+#include "chanfs/chan.h"
+#include "chanfs/gmem.h"
+#include "chanfs/log.h"
+#include "chanfs/loop.h"
+#include "chanfs/virtio.h"
+#include "chanfs/vq.h"
+#include "chanfs/vsock.h"
+#include "chanfs/vu.h"
+
+#define CHECK(c) do { \
+	if (!(c)) { \
+		fprintf(stderr, "fuzz_vsock: %s:%d: check failed: %s\n", \
+		        __FILE__, __LINE__, #c); \
+		abort(); \
+	} \
+} while (0)
+
+#define QSZ     16
+#define NBUF    (QSZ / 2)
+#define STRIDE  0x12000ULL      /* 64 KiB + header and slack */
+#define RXR     0x0000ULL
+#define TXR     0x4000ULL
+#define RXB     0x10000ULL
+#define TXB     (RXB + NBUF * STRIDE)
+#define MEM     (TXB + NBUF * STRIDE)
+#define DOFF    0x100
+#define HDR     44
+#define CID     3
+#define NCHAN   8
+
+struct drv {
+	struct vq vq;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t avail_idx, last_used, base;
+	uint32_t buf_len[NBUF];
+	bool busy[NBUF];
+	bool running;
+};
+
+/* Guest memory is mapped once: per input it would dominate the run. */
+struct env {
+	struct gmem mem;
+	uint8_t *base;
+};
+
+struct run {
+	struct env *env;
+	struct loop *loop;
+	struct chan_set chans;
+	struct vsock *v;
+	const struct vu_device *dev;
+	struct drv rx, tx;
+	uint64_t features;
+	bool rx_two, tx_two;
+	struct chan *ch[NCHAN];
+};
+
+static struct env *env_get(void)
+{
+	static struct env *env;
+	int fd;
+
+	if (env)
+		return env;
+	env = calloc(1, sizeof *env);
+	CHECK(env);
+	gmem_init(&env->mem);
+	fd = memfd_create("fuzz-vsock", MFD_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK(ftruncate(fd, (off_t)MEM) == 0);
+	CHECK(gmem_add(&env->mem, 0, MEM, 0x7f0000000000ULL, 0, fd) == 0);
+	close(fd);
+	env->base = gmem_gpa(&env->mem, 0, MEM);
+	CHECK(env->base);
+	return env;
+}
+
+static void *gp(struct run *r, uint64_t a)
+{
+	return r->env->base + a;
+}
+
+static void set_desc(struct drv *d, unsigned i, uint64_t addr, uint32_t len,
+                     uint16_t flags, uint16_t next)
+{
+	d->desc[i].addr = htole64(addr);
+	d->desc[i].len = htole32(len);
+	d->desc[i].flags = htole16(flags);
+	d->desc[i].next = htole16(next);
+}
+
+static void publish(struct drv *d, uint16_t head)
+{
+	d->avail->ring[d->avail_idx % QSZ] = htole16(head);
+	d->avail_idx++;
+	__atomic_store_n(&d->avail->idx, htole16(d->avail_idx),
+	                 __ATOMIC_RELEASE);
+}
+
+static int free_slot(struct drv *d)
+{
+	int k;
+
+	for (k = 0; k < NBUF; k++)
+		if (!d->busy[k])
+			return k;
+	return -1;
+}
+
+static void queue_start(struct run *r, unsigned q)
+{
+	struct drv *d = q ? &r->tx : &r->rx;
+
+	if (d->running)
+		return;
+	vq_init(&d->vq, q ? "vsock q1" : "vsock q0");
+	CHECK(vq_start(&d->vq, &r->env->mem, QSZ, d->desc, d->avail, d->used,
+	               d->base, r->features) == 0);
+	d->running = true;
+	r->dev->queue_started(r->v, q, &d->vq);
+	r->dev->queue_kicked(r->v, q, &d->vq);
+}
+
+static void queue_stop(struct run *r, unsigned q)
+{
+	struct drv *d = q ? &r->tx : &r->rx;
+
+	if (!d->running)
+		return;
+	r->dev->queue_stopped(r->v, q, &d->vq);
+	vq_flush(&d->vq);
+	d->base = vq_stop(&d->vq);
+	d->running = false;
+}
+
+static void settle(struct run *r)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		event_base_loop(loop_base(r->loop), EVLOOP_NONBLOCK);
+}
+
+/* The driver takes every used rx buffer, checking what the device wrote. */
+static void rx_take(struct run *r)
+{
+	struct drv *d = &r->rx;
+
+	while (d->last_used != le16toh(__atomic_load_n(&d->used->idx,
+	                                               __ATOMIC_ACQUIRE))) {
+		struct vring_used_elem *u = &d->used->ring[d->last_used % QSZ];
+		uint32_t id = le32toh(u->id), len = le32toh(u->len), k;
+		struct virtio_vsock_hdr h;
+		uint16_t op;
+
+		CHECK(id % 2 == 0 && id / 2 < NBUF);
+		k = id / 2;
+		CHECK(d->busy[k]);
+		d->busy[k] = false;
+		d->last_used++;
+		CHECK(len <= d->buf_len[k]);
+		if (len == 0)
+			continue;	/* a buffer the device could not use */
+		CHECK(len >= HDR);
+		memcpy(&h, gp(r, RXB + k * STRIDE), HDR);
+		op = le16toh(h.op);
+		CHECK(le64toh(h.src_cid) == 2);
+		CHECK(le64toh(h.dst_cid) == CID);
+		CHECK(le16toh(h.type) == VIRTIO_VSOCK_TYPE_STREAM);
+		CHECK(op >= VIRTIO_VSOCK_OP_REQUEST &&
+		      op <= VIRTIO_VSOCK_OP_CREDIT_REQUEST);
+		CHECK(len == HDR + le32toh(h.len));
+		CHECK(op == VIRTIO_VSOCK_OP_RW || le32toh(h.len) == 0);
+	}
+}
+
+static void rx_post(struct run *r, uint8_t arg)
+{
+	struct drv *d = &r->rx;
+	unsigned n = (arg & 7) + 1, i;
+	uint32_t data = 1u << ((arg >> 3) & 15);
+
+	if (data > 65536)
+		data = 65536;
+	for (i = 0; i < n; i++) {
+		int k = free_slot(d);
+		uint64_t base;
+
+		if (k < 0)
+			break;
+		base = RXB + (uint64_t)k * STRIDE;
+		if (r->rx_two) {
+			set_desc(d, 2 * k, base, HDR,
+			         VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
+			         2 * k + 1);
+			set_desc(d, 2 * k + 1, base + DOFF, data,
+			         VRING_DESC_F_WRITE, 0);
+			d->buf_len[k] = HDR + data;
+		} else {
+			/* Any size, even too small for a header. */
+			set_desc(d, 2 * k, base, data, VRING_DESC_F_WRITE, 0);
+			d->buf_len[k] = data;
+		}
+		d->busy[k] = true;
+		publish(d, 2 * k);
+	}
+	if (d->running)
+		r->dev->queue_kicked(r->v, 0, &d->vq);
+}
+
+static void tx_send(struct run *r, const uint8_t *pkt, uint32_t n, bool fix)
+{
+	struct drv *d = &r->tx;
+	int k = free_slot(d);
+	uint64_t base;
+	uint8_t *p;
+
+	if (k < 0 || !d->running)
+		return;
+	base = TXB + (uint64_t)k * STRIDE;
+	p = gp(r, base);
+	memcpy(p, pkt, n);
+	if (fix && n >= HDR) {
+		struct virtio_vsock_hdr h;
+
+		memcpy(&h, p, HDR);
+		h.src_cid = htole64(CID);
+		h.dst_cid = htole64(2);
+		h.type = htole16(VIRTIO_VSOCK_TYPE_STREAM);
+		if (le32toh(h.len) > n - HDR)
+			h.len = htole32(n - HDR);
+		memcpy(p, &h, HDR);
+	}
+	if (r->tx_two && n > HDR) {
+		/* The header alone, then the payload elsewhere. */
+		memmove(p + DOFF, p + HDR, n - HDR);
+		set_desc(d, 2 * k, base, HDR, VRING_DESC_F_NEXT, 2 * k + 1);
+		set_desc(d, 2 * k + 1, base + DOFF, n - HDR, 0, 0);
+	} else {
+		set_desc(d, 2 * k, base, n, 0, 0);
+	}
+	d->busy[k] = true;
+	publish(d, 2 * k);
+	r->dev->queue_kicked(r->v, 1, &d->vq);
+	while (d->last_used != le16toh(d->used->idx)) {
+		struct vring_used_elem *u = &d->used->ring[d->last_used % QSZ];
+
+		CHECK(le32toh(u->len) == 0);
+		CHECK(le32toh(u->id) % 2 == 0 && le32toh(u->id) / 2 < NBUF);
+		d->busy[le32toh(u->id) / 2] = false;
+		d->last_used++;
+	}
+	/* The device handles tx synchronously. */
+	CHECK(!d->busy[k]);
+}
+
+static void host(struct run *r, uint8_t arg)
+{
+	static const uint32_t ports[4] = { 5000, 5001, 1024, 0xffffffffu };
+	unsigned i = (arg >> 3) % NCHAN;
+	struct chan **c = &r->ch[i];
+	uint8_t buf[8192];
+	FILE *null;
+
+	switch (arg & 7) {
+	case 0:
+		vsock_listen(r->v, ports[i % 4]);
+		break;
+	case 1:
+		if (!*c && vsock_accept(r->v, ports[i % 4], c) < 0)
+			*c = NULL;
+		break;
+	case 2:
+		if (*c) {
+			memset(buf, 'a' + (int)i, sizeof buf);
+			(void)chan_write(*c, buf, (size_t)(arg >> 3) * 97 + 1);
+		}
+		break;
+	case 3:
+		if (*c)
+			(void)chan_read(*c, buf, (size_t)(arg >> 3) * 131 + 1);
+		break;
+	case 4:
+		if (*c)
+			chan_shutdown(*c);
+		break;
+	case 5:
+		chan_close(*c);
+		*c = NULL;
+		break;
+	case 6:
+		if (!*c && vsock_connect(r->v, ports[i % 4], c) < 0)
+			*c = NULL;
+		break;
+	case 7:
+		null = fopen("/dev/null", "w");
+		if (null) {
+			vsock_status(r->v, null);
+			fclose(null);
+		}
+		break;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct vsock_config cfg = {
+		.guest_cid = CID,
+		.buf_size = 4096,
+		.connect_timeout_ms = 60000,
+		.close_timeout_ms = 60000,
+		.backlog = 2,
+	};
+	struct run r;
+	size_t pos = 1;
+	unsigned i;
+
+	if (size < 1)
+		return 0;
+	memset(&r, 0, sizeof r);
+	r.env = env_get();
+	r.rx_two = data[0] & 1;
+	r.tx_two = data[0] & 2;
+	r.features = (data[0] & 4) ? VBIT(VIRTIO_RING_F_EVENT_IDX_BIT) : 0;
+	memset(r.env->base, 0, 0x8000);
+	r.rx.desc = gp(&r, RXR);
+	r.rx.avail = gp(&r, RXR + 0x1000);
+	r.rx.used = gp(&r, RXR + 0x2000);
+	r.tx.desc = gp(&r, TXR);
+	r.tx.avail = gp(&r, TXR + 0x1000);
+	r.tx.used = gp(&r, TXR + 0x2000);
+	r.loop = loop_new();
+	CHECK(r.loop);
+	chan_set_init(&r.chans);
+	r.v = vsock_new(r.loop, &cfg, &r.chans);
+	CHECK(r.v);
+	r.dev = vsock_vu_device();
+	queue_start(&r, 0);
+	queue_start(&r, 1);
+
+	while (pos < size) {
+		uint8_t rec = data[pos++];
+		uint32_t n;
+
+		switch (rec & 7) {
+		case 0:
+		case 7:
+			if (size - pos < 2)
+				goto out;
+			n = data[pos] | (uint32_t)data[pos + 1] << 8;
+			pos += 2;
+			if (n > size - pos)
+				n = (uint32_t)(size - pos);
+			tx_send(&r, data + pos, n, (rec & 7) == 7);
+			pos += n;
+			break;
+		case 1:
+			if (pos >= size)
+				goto out;
+			rx_post(&r, data[pos++]);
+			break;
+		case 2:
+			if (pos >= size)
+				goto out;
+			host(&r, data[pos++]);
+			break;
+		case 3:
+			settle(&r);
+			break;
+		case 4:
+			settle(&r);
+			rx_take(&r);
+			break;
+		case 5:
+			if (pos >= size)
+				goto out;
+			if (data[pos] & 2)
+				queue_start(&r, data[pos] & 1);
+			else
+				queue_stop(&r, data[pos] & 1);
+			pos++;
+			break;
+		case 6:
+			queue_stop(&r, 0);
+			queue_stop(&r, 1);
+			r.dev->reset(r.v);
+			queue_start(&r, 0);
+			queue_start(&r, 1);
+			break;
+		}
+	}
+out:
+	settle(&r);
+	rx_take(&r);
+	for (i = 0; i < NCHAN; i++)
+		chan_close(r.ch[i]);
+	queue_stop(&r, 0);
+	queue_stop(&r, 1);
+	vsock_free(r.v);
+	CHECK(r.chans.count == 0);
+	loop_free(r.loop);
+	return 0;
+}

@@ -1,0 +1,111 @@
+#!/bin/sh
+# chanfs's command line: each bad option or value is one line on stderr
+# naming it, nothing on stdout, exit status 2, and nothing is mounted;
+# --help and --version print to stdout and exit 0.
+#
+# usage: test_fs_cli.sh CHANFS
+set -u
+CHANFS=$1
+LC_ALL=C
+export LC_ALL
+
+tmp=$(mktemp -d /tmp/chanfs-cli.XXXXXX) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/mnt"
+sock=$tmp/vsock.sock
+fails=0
+n=0
+
+report() {
+	n=$((n + 1))
+	if [ "$1" = ok ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		fails=$((fails + 1))
+	fi
+}
+
+# expect_bad WHAT TEXT ARGS...: exit 2, exactly one stderr line containing
+# TEXT, empty stdout, no socket left, nothing mounted.
+expect_bad() {
+	what=$1
+	want=$2
+	shift 2
+	"$CHANFS" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	rc=$?
+	lines=$(wc -l <"$tmp/err")
+	if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ] && [ ! -s "$tmp/out" ] &&
+	   grep -qF -- "$want" "$tmp/err" && [ ! -e "$sock" ] &&
+	   ! awk -v m="$tmp/mnt" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then
+		report ok "$what"
+	else
+		report fail "$what (status $rc, $lines stderr lines)"
+		sed 's/^/#   /' "$tmp/err" "$tmp/out"
+	fi
+}
+
+expect_bad "buf-size that is not a size" "--buf-size: 'x' is not a size" \
+	--buf-size x -s "$sock" "$tmp/mnt"
+expect_bad "buf-size with a negative sign" "--buf-size: '-4K' is not a size" \
+	--buf-size=-4K -s "$sock" "$tmp/mnt"
+expect_bad "buf-size not a power of two" "--buf-size: 3000 is not a power of two between 4K and 64M" \
+	--buf-size 3000 -s "$sock" "$tmp/mnt"
+expect_bad "buf-size below 4K" "--buf-size: 2K is not a power of two" \
+	--buf-size 2K -s "$sock" "$tmp/mnt"
+expect_bad "buf-size above 64M" "--buf-size: 128M is not a power of two" \
+	--buf-size 128M -s "$sock" "$tmp/mnt"
+expect_bad "buf-size with an unknown suffix" "--buf-size: '4G' is not a size" \
+	--buf-size 4G -s "$sock" "$tmp/mnt"
+expect_bad "cid that is not a number" "--cid: 'three' is not a number" \
+	--cid three -s "$sock" "$tmp/mnt"
+expect_bad "reserved cid" "--cid: 2 is out of range (3..4294967294)" \
+	--cid 2 -s "$sock" "$tmp/mnt"
+expect_bad "cid too large" "--cid: 4294967295 is out of range" \
+	--cid 4294967295 -s "$sock" "$tmp/mnt"
+expect_bad "connect timeout of zero" "--connect-timeout: 0 is out of range" \
+	--connect-timeout 0 -s "$sock" "$tmp/mnt"
+expect_bad "connect timeout not a number" "--connect-timeout: '1s' is not a number of ms" \
+	--connect-timeout 1s -s "$sock" "$tmp/mnt"
+expect_bad "close timeout not a number" "--close-timeout: '' is not a number of ms" \
+	--close-timeout= -s "$sock" "$tmp/mnt"
+expect_bad "backlog of zero" "--backlog: 0 is out of range" \
+	--backlog 0 -s "$sock" "$tmp/mnt"
+expect_bad "listen port not a number" "--listen: 'http' is not a port" \
+	-l http -s "$sock" "$tmp/mnt"
+expect_bad "listen port out of range" "--listen: 4294967295 is out of range" \
+	--listen 4294967295 -s "$sock" "$tmp/mnt"
+expect_bad "unknown long option" "unknown option '--bogus'" \
+	--bogus -s "$sock" "$tmp/mnt"
+expect_bad "unknown short option" "unknown option '-x'" \
+	-x -s "$sock" "$tmp/mnt"
+expect_bad "option without its value" "option '--socket' needs a value" \
+	"$tmp/mnt" --socket
+expect_bad "missing socket" "--socket is required" \
+	"$tmp/mnt"
+expect_bad "missing mountpoint" "usage: chanfs" \
+	-s "$sock"
+expect_bad "two mountpoints" "unexpected argument" \
+	-s "$sock" "$tmp/mnt" "$tmp/mnt"
+expect_bad "mountpoint that does not exist" "No such file or directory" \
+	-s "$sock" "$tmp/nowhere"
+expect_bad "mountpoint that is a file" "Not a directory" \
+	-s "$sock" "$CHANFS"
+expect_bad "unknown FUSE option" "bogus" \
+	-f -o bogus -s "$sock" "$tmp/mnt"
+
+if "$CHANFS" --help >"$tmp/out" 2>"$tmp/err" && grep -q -- "--buf-size" "$tmp/out" &&
+   [ ! -s "$tmp/err" ]; then
+	report ok "--help prints the options and exits 0"
+else
+	report fail "--help prints the options and exits 0"
+fi
+if "$CHANFS" -V >"$tmp/out" 2>"$tmp/err" && grep -q "^chanfs [0-9]" "$tmp/out" &&
+   [ "$(wc -l <"$tmp/out")" -eq 1 ]; then
+	report ok "-V prints one version line and exits 0"
+else
+	report fail "-V prints one version line and exits 0"
+fi
+
+echo "1..$n"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,698 @@
+/*
+ * chan: every state transition and return code of chan.h, against a
+ * recording backend and a recording watcher.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chanfs/chan.h"
+
+#define WIN 16
+
+struct rec {
+	unsigned wrote, consumed_calls, shutdowns, closes, watches;
+	size_t consumed;
+	bool unref_in_watch;	/* the watcher drops a reference, once */
+};
+
+static struct rec *rec_of(struct chan *c)
+{
+	return c->be_ctx;
+}
+
+static void be_host_wrote(struct chan *c)
+{
+	rec_of(c)->wrote++;
+}
+
+static void be_host_consumed(struct chan *c, size_t n)
+{
+	rec_of(c)->consumed_calls++;
+	rec_of(c)->consumed += n;
+}
+
+static void be_host_shutdown(struct chan *c)
+{
+	rec_of(c)->shutdowns++;
+}
+
+static void be_host_close(struct chan *c)
+{
+	rec_of(c)->closes++;
+}
+
+static const struct chan_backend be = {
+	.host_wrote = be_host_wrote,
+	.host_consumed = be_host_consumed,
+	.host_shutdown = be_host_shutdown,
+	.host_close = be_host_close,
+};
+
+static void watcher(struct chan *c, void *arg)
+{
+	struct rec *r = arg;
+
+	r->watches++;
+	if (r->unref_in_watch) {
+		r->unref_in_watch = false;
+		chan_unref(c);
+	}
+}
+
+struct fix {
+	struct chan_set set;
+	struct rec rec;
+	struct chan *c;
+};
+
+/* A channel with the device's reference and a host reference, watched. */
+static int setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof *f);
+
+	chan_set_init(&f->set);
+	f->c = chan_new(&f->set, WIN, &be, &f->rec, "vsock 3:1234-2:1025");
+	if (!f->c)
+		return -1;
+	chan_ref(f->c);
+	chan_watch(f->c, watcher, &f->rec);
+	*state = f;
+	return 0;
+}
+
+static int setup_open(void **state)
+{
+	struct fix *f;
+
+	if (setup(state))
+		return -1;
+	f = *state;
+	chan_opened(f->c);
+	f->rec.watches = 0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+
+	chan_close(f->c);
+	chan_unref(f->c);
+	assert_int_equal(f->set.count, 0);
+	assert_true(TAILQ_EMPTY(&f->set.all));
+	free(f);
+	return 0;
+}
+
+static void send_str(struct chan *c, const char *s)
+{
+	struct iovec iov = { .iov_base = (void *)s, .iov_len = strlen(s) };
+
+	assert_int_equal(chan_guest_send(c, &iov, 1), strlen(s));
+}
+
+/* --- creation ----------------------------------------------------------- */
+
+static void test_new_rejects_window_not_power_of_two(void **state)
+{
+	struct chan_set s;
+
+	(void)state;
+	chan_set_init(&s);
+	errno = 0;
+	assert_null(chan_new(&s, 3000, &be, NULL, "x"));
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_null(chan_new(&s, 0, &be, NULL, "x"));
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_null(chan_new(&s, 16, NULL, NULL, "x"));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(s.count, 0);
+}
+
+static void test_new_channel_is_connecting_with_one_reference_in_its_set(void **state)
+{
+	struct chan_set s;
+	struct chan *c;
+
+	(void)state;
+	chan_set_init(&s);
+	c = chan_new(&s, 4096, &be, NULL, "a name that is longer than sixty-four bytes, so it must be cut short");
+	assert_non_null(c);
+	assert_int_equal(c->state, CHAN_CONNECTING);
+	assert_int_equal(c->refs, 1);
+	assert_int_equal(c->to_host.cap, 4096);
+	assert_int_equal(c->to_guest.cap, 4096);
+	assert_int_equal(strlen(c->name), sizeof c->name - 1);
+	assert_int_equal(s.count, 1);
+	assert_ptr_equal(TAILQ_FIRST(&s.all), c);
+	assert_string_equal(chan_state_name(c), "connecting");
+	chan_unref(c);
+	assert_int_equal(s.count, 0);
+}
+
+/* --- connecting --------------------------------------------------------- */
+
+static void test_connecting_read_write_peek_say_enotconn_and_poll_is_empty(void **state)
+{
+	struct fix *f = *state;
+	struct iovec iov[2];
+	char b[4];
+
+	assert_int_equal(chan_read(f->c, b, sizeof b), -ENOTCONN);
+	assert_int_equal(chan_peek(f->c, iov, sizeof b), -ENOTCONN);
+	assert_int_equal(chan_write(f->c, "x", 1), -ENOTCONN);
+	assert_int_equal(chan_poll(f->c), 0);
+	assert_int_equal(f->rec.wrote, 0);
+}
+
+static void test_opened_moves_to_open_and_wakes_the_watcher_once(void **state)
+{
+	struct fix *f = *state;
+
+	chan_opened(f->c);
+	assert_int_equal(f->c->state, CHAN_OPEN);
+	assert_string_equal(chan_state_name(f->c), "open");
+	assert_int_equal(f->rec.watches, 1);
+	chan_opened(f->c);
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(chan_poll(f->c), POLLOUT);
+}
+
+static void test_reset_while_connecting_reports_the_error(void **state)
+{
+	struct fix *f = *state;
+	char b[4];
+
+	chan_reset(f->c, ECONNREFUSED);
+	assert_int_equal(f->c->state, CHAN_RESET);
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(chan_read(f->c, b, sizeof b), -ECONNREFUSED);
+	assert_int_equal(chan_write(f->c, "x", 1), -ECONNREFUSED);
+	/* An open that is no longer possible is ignored. */
+	chan_opened(f->c);
+	assert_int_equal(f->c->state, CHAN_RESET);
+}
+
+static void test_close_while_connecting_tells_the_device(void **state)
+{
+	struct fix *f = *state;
+
+	chan_close(f->c);
+	assert_int_equal(f->rec.closes, 1);
+	assert_true(f->c->host_closed);
+	assert_null(f->c->watch);
+	assert_int_equal(f->c->refs, 1);
+	chan_close(f->c);	/* a second call is a no-op */
+	assert_int_equal(f->rec.closes, 1);
+	assert_int_equal(f->c->refs, 1);
+}
+
+static void test_shutdown_while_connecting_is_remembered_but_not_sent(void **state)
+{
+	struct fix *f = *state;
+
+	chan_shutdown(f->c);
+	assert_true(f->c->host_shut);
+	assert_int_equal(f->rec.shutdowns, 0);
+	chan_opened(f->c);
+	assert_int_equal(chan_write(f->c, "x", 1), -EPIPE);
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static void test_read_when_empty_says_eagain(void **state)
+{
+	struct fix *f = *state;
+	char b[4];
+
+	assert_int_equal(chan_read(f->c, b, sizeof b), -EAGAIN);
+	assert_false(chan_poll(f->c) & POLLIN);
+}
+
+static void test_guest_data_wakes_the_watcher_on_the_first_byte_only(void **state)
+{
+	struct fix *f = *state;
+
+	send_str(f->c, "ab");
+	assert_int_equal(f->rec.watches, 1);
+	send_str(f->c, "cd");
+	assert_int_equal(f->rec.watches, 1);
+	assert_true(chan_poll(f->c) & POLLIN);
+	assert_int_equal(f->c->rx_bytes, 4);
+}
+
+static void test_read_returns_what_is_there_and_returns_credit(void **state)
+{
+	struct fix *f = *state;
+	char b[8];
+
+	send_str(f->c, "hello");
+	assert_int_equal(chan_read(f->c, b, 3), 3);
+	assert_memory_equal(b, "hel", 3);
+	assert_int_equal(f->rec.consumed, 3);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 2);
+	assert_memory_equal(b, "lo", 2);
+	assert_int_equal(f->rec.consumed, 5);
+	assert_int_equal(f->rec.consumed_calls, 2);
+	assert_int_equal(chan_read(f->c, b, sizeof b), -EAGAIN);
+}
+
+static void test_guest_send_beyond_the_window_is_cut_short(void **state)
+{
+	struct fix *f = *state;
+	char big[WIN + 5];
+	struct iovec iov[2] = {
+		{ .iov_base = big, .iov_len = 10 },
+		{ .iov_base = big + 10, .iov_len = sizeof big - 10 },
+	};
+
+	memset(big, 'x', sizeof big);
+	assert_int_equal(chan_guest_send(f->c, iov, 2), WIN);
+	assert_int_equal(f->c->rx_bytes, WIN);
+}
+
+static void test_peek_describes_wrapped_data_as_two_iovecs(void **state)
+{
+	struct fix *f = *state;
+	struct iovec iov[2];
+	char b[WIN];
+
+	memset(b, 'a', sizeof b);
+	send_str(f->c, "0123456789ab");	/* 12 */
+	assert_int_equal(chan_read(f->c, b, 10), 10);
+	send_str(f->c, "cdefghij");	/* wraps: 2 + 8 */
+	assert_int_equal(chan_peek(f->c, iov, WIN), 2);
+	assert_int_equal(iov[0].iov_len + iov[1].iov_len, 10);
+	assert_memory_equal(iov[0].iov_base, "abcdef", iov[0].iov_len);
+	assert_int_equal(f->rec.consumed, 10);
+	chan_consume(f->c, 10);
+	assert_int_equal(f->rec.consumed, 20);
+	assert_int_equal(chan_peek(f->c, iov, WIN), -EAGAIN);
+}
+
+static void test_peek_with_max_zero_returns_zero_and_consumes_nothing(void **state)
+{
+	struct fix *f = *state;
+	struct iovec iov[2];
+
+	send_str(f->c, "x");
+	assert_int_equal(chan_peek(f->c, iov, 0), 0);
+	chan_consume(f->c, 0);
+	assert_int_equal(f->rec.consumed_calls, 0);
+	assert_int_equal(chan_peek(f->c, iov, 1), 1);
+}
+
+static void test_guest_eof_drains_data_then_reads_zero(void **state)
+{
+	struct fix *f = *state;
+	struct iovec iov[2];
+	char b[8];
+
+	send_str(f->c, "xy");
+	f->rec.watches = 0;
+	chan_guest_eof(f->c);
+	assert_true(f->c->guest_eof);
+	assert_int_equal(f->rec.watches, 1);
+	chan_guest_eof(f->c);
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 2);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 0);
+	assert_int_equal(chan_peek(f->c, iov, sizeof b), 0);
+	assert_true(chan_poll(f->c) & POLLIN);
+	assert_false(chan_poll(f->c) & POLLHUP);
+	/* Still writable: the other direction is open. */
+	assert_int_equal(chan_write(f->c, "z", 1), 1);
+	/* Data after EOF is not taken. */
+	assert_int_equal(chan_guest_send(f->c, &(struct iovec){ b, 1 }, 1), 0);
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+static void test_write_takes_what_fits_then_says_eagain(void **state)
+{
+	struct fix *f = *state;
+	char big[WIN + 4];
+
+	memset(big, 'w', sizeof big);
+	assert_int_equal(chan_write(f->c, big, 10), 10);
+	assert_int_equal(f->rec.wrote, 1);
+	assert_int_equal(chan_write(f->c, big, sizeof big), WIN - 10);
+	assert_int_equal(f->rec.wrote, 2);
+	assert_int_equal(chan_write(f->c, big, 1), -EAGAIN);
+	assert_int_equal(f->rec.wrote, 2);
+	assert_false(chan_poll(f->c) & POLLOUT);
+}
+
+static void test_write_of_zero_bytes_returns_zero(void **state)
+{
+	struct fix *f = *state;
+
+	assert_int_equal(chan_write(f->c, "", 0), 0);
+	assert_int_equal(f->rec.wrote, 0);
+}
+
+static void test_guest_taking_half_the_window_wakes_the_writer(void **state)
+{
+	struct fix *f = *state;
+	char big[WIN];
+
+	memset(big, 'w', sizeof big);
+	assert_int_equal(chan_write(f->c, big, WIN), WIN);
+	f->rec.watches = 0;
+	chan_guest_took(f->c, WIN / 2 - 1);
+	assert_int_equal(f->rec.watches, 0);
+	assert_false(chan_poll(f->c) & POLLOUT);
+	/* Not polled-writable yet, but a write still takes what fits. */
+	assert_int_equal(chan_write(f->c, big, WIN), WIN / 2 - 1);
+	chan_guest_took(f->c, WIN / 2);
+	assert_int_equal(f->rec.watches, 1);
+	assert_true(chan_poll(f->c) & POLLOUT);
+	assert_int_equal(f->c->tx_bytes, WIN - 1);
+}
+
+static void test_guest_took_more_than_queued_is_clamped(void **state)
+{
+	struct fix *f = *state;
+
+	assert_int_equal(chan_write(f->c, "abc", 3), 3);
+	chan_guest_took(f->c, 100);
+	assert_int_equal(f->c->tx_bytes, 3);
+	assert_int_equal(ring_used(&f->c->to_guest), 0);
+}
+
+static void test_guest_norecv_makes_writes_fail_with_epipe(void **state)
+{
+	struct fix *f = *state;
+
+	assert_int_equal(chan_write(f->c, "abc", 3), 3);
+	chan_guest_norecv(f->c);
+	assert_true(f->c->guest_norecv);
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(ring_used(&f->c->to_guest), 0);
+	assert_int_equal(chan_write(f->c, "x", 1), -EPIPE);
+	assert_int_equal(chan_write(f->c, "", 0), -EPIPE);
+	assert_true(chan_poll(f->c) & POLLOUT);
+	assert_false(chan_poll(f->c) & POLLHUP);
+	chan_guest_norecv(f->c);
+	assert_int_equal(f->rec.watches, 1);
+}
+
+static void test_host_shutdown_is_sent_once_and_makes_writes_fail(void **state)
+{
+	struct fix *f = *state;
+
+	chan_shutdown(f->c);
+	assert_true(f->c->host_shut);
+	assert_int_equal(f->rec.shutdowns, 1);
+	assert_int_equal(f->rec.watches, 1);
+	chan_shutdown(f->c);
+	assert_int_equal(f->rec.shutdowns, 1);
+	assert_int_equal(chan_write(f->c, "x", 1), -EPIPE);
+	/* Reading goes on. */
+	send_str(f->c, "r");
+	assert_true(chan_poll(f->c) & POLLIN);
+}
+
+static void test_guest_eof_after_host_shutdown_is_a_hangup(void **state)
+{
+	struct fix *f = *state;
+
+	chan_shutdown(f->c);
+	assert_false(chan_poll(f->c) & POLLHUP);
+	chan_guest_eof(f->c);
+	assert_true(chan_poll(f->c) & POLLHUP);
+	assert_false(chan_poll(f->c) & POLLERR);
+}
+
+/* --- closed ------------------------------------------------------------- */
+
+static void test_closed_keeps_data_readable_then_reads_zero_and_writes_epipe(void **state)
+{
+	struct fix *f = *state;
+	char b[8];
+
+	send_str(f->c, "end");
+	assert_int_equal(chan_write(f->c, "lost", 4), 4);
+	f->rec.watches = 0;
+	chan_closed(f->c);
+	assert_int_equal(f->c->state, CHAN_CLOSED);
+	assert_string_equal(chan_state_name(f->c), "closed");
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(ring_used(&f->c->to_guest), 0);
+	assert_int_equal(chan_write(f->c, "x", 1), -EPIPE);
+	assert_int_equal(chan_poll(f->c), POLLIN | POLLOUT | POLLHUP);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 3);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 0);
+}
+
+static void test_after_closed_no_backend_op_is_called(void **state)
+{
+	struct fix *f = *state;
+	char b[8];
+
+	send_str(f->c, "abc");
+	chan_closed(f->c);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 3);
+	assert_int_equal(f->rec.consumed_calls, 0);
+	chan_shutdown(f->c);
+	assert_int_equal(f->rec.shutdowns, 0);
+	chan_close(f->c);
+	assert_int_equal(f->rec.closes, 0);
+	assert_int_equal(f->c->refs, 1);
+}
+
+static void test_closed_is_final(void **state)
+{
+	struct fix *f = *state;
+
+	chan_closed(f->c);
+	f->rec.watches = 0;
+	chan_reset(f->c, ECONNRESET);
+	chan_closed(f->c);
+	chan_guest_eof(f->c);
+	chan_guest_norecv(f->c);
+	assert_int_equal(f->c->state, CHAN_CLOSED);
+	assert_int_equal(f->rec.watches, 0);
+	assert_int_equal(chan_guest_send(f->c, &(struct iovec){ "x", 1 }, 1), 0);
+}
+
+/* --- reset -------------------------------------------------------------- */
+
+static void test_reset_keeps_data_readable_then_reports_the_error(void **state)
+{
+	struct fix *f = *state;
+	struct iovec iov[2];
+	char b[8];
+
+	send_str(f->c, "left");
+	assert_int_equal(chan_write(f->c, "lost", 4), 4);
+	f->rec.watches = 0;
+	chan_reset(f->c, ECONNRESET);
+	assert_int_equal(f->c->state, CHAN_RESET);
+	assert_int_equal(f->c->error, ECONNRESET);
+	assert_string_equal(chan_state_name(f->c), "reset");
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(ring_used(&f->c->to_guest), 0);
+	assert_int_equal(chan_poll(f->c), POLLIN | POLLOUT | POLLERR | POLLHUP);
+	assert_int_equal(chan_write(f->c, "x", 1), -ECONNRESET);
+	assert_int_equal(chan_write(f->c, "", 0), -ECONNRESET);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 4);
+	assert_int_equal(chan_read(f->c, b, sizeof b), -ECONNRESET);
+	assert_int_equal(chan_peek(f->c, iov, sizeof b), -ECONNRESET);
+}
+
+static void test_reset_with_a_timeout_reports_etimedout(void **state)
+{
+	struct fix *f = *state;
+	char b[8];
+
+	chan_reset(f->c, ETIMEDOUT);
+	assert_int_equal(chan_read(f->c, b, sizeof b), -ETIMEDOUT);
+}
+
+static void test_reset_without_an_errno_reports_econnreset(void **state)
+{
+	struct fix *f = *state;
+
+	chan_reset(f->c, 0);
+	assert_int_equal(f->c->error, ECONNRESET);
+}
+
+static void test_reset_is_final(void **state)
+{
+	struct fix *f = *state;
+
+	chan_reset(f->c, ECONNREFUSED);
+	f->rec.watches = 0;
+	chan_closed(f->c);
+	chan_reset(f->c, ETIMEDOUT);
+	assert_int_equal(f->c->state, CHAN_RESET);
+	assert_int_equal(f->c->error, ECONNREFUSED);
+	assert_int_equal(f->rec.watches, 0);
+	chan_close(f->c);
+	assert_int_equal(f->rec.closes, 0);
+}
+
+/* --- references --------------------------------------------------------- */
+
+static void test_close_of_an_open_channel_tells_the_device_and_keeps_its_reference(void **state)
+{
+	struct fix *f = *state;
+
+	chan_close(f->c);
+	assert_int_equal(f->rec.closes, 1);
+	assert_int_equal(f->c->refs, 1);
+	assert_int_equal(f->set.count, 1);
+	/* The device finishes in order; the watcher is gone. */
+	f->rec.watches = 0;
+	chan_closed(f->c);
+	assert_int_equal(f->rec.watches, 0);
+}
+
+static void test_last_unref_frees_and_leaves_the_set(void **state)
+{
+	struct chan_set s;
+	struct chan *a, *b;
+
+	(void)state;
+	chan_set_init(&s);
+	a = chan_new(&s, 16, &be, NULL, "a");
+	b = chan_new(&s, 16, &be, NULL, "b");
+	assert_int_equal(s.count, 2);
+	chan_ref(a);
+	chan_unref(a);
+	assert_int_equal(s.count, 2);
+	chan_unref(a);
+	assert_int_equal(s.count, 1);
+	assert_ptr_equal(TAILQ_FIRST(&s.all), b);
+	chan_unref(b);
+	assert_int_equal(s.count, 0);
+	chan_unref(NULL);
+}
+
+/* The device's reset drops its reference from inside the watcher while the
+ * host already let go: the channel must survive until chan_closed returns
+ * (the sanitizer build turns a use after free here into a failure). */
+static void test_channel_survives_a_watcher_that_drops_the_last_reference(void **state)
+{
+	struct chan_set s;
+	struct rec r = { 0 };
+	struct chan *c;
+	char big[16];
+
+	(void)state;
+	chan_set_init(&s);
+	c = chan_new(&s, 16, &be, &r, "x");
+	chan_opened(c);
+	memset(big, 'b', sizeof big);
+	assert_int_equal(chan_write(c, big, sizeof big), 16);
+	chan_watch(c, watcher, &r);
+	r.unref_in_watch = true;
+	/* Discarding the full to_guest fires writable, then the state change
+	 * fires again: two watcher calls, the first one freeing. */
+	chan_closed(c);
+	assert_int_equal(r.watches, 2);
+	assert_int_equal(s.count, 0);
+}
+
+static void test_unwatched_channel_fires_nothing(void **state)
+{
+	struct fix *f = *state;
+
+	chan_watch(f->c, NULL, &f->rec);
+	assert_null(f->c->watch_arg);
+	send_str(f->c, "x");
+	chan_guest_eof(f->c);
+	assert_int_equal(f->rec.watches, 0);
+}
+
+/* --- describe ----------------------------------------------------------- */
+
+static void test_describe_names_state_flags_and_counts(void **state)
+{
+	struct fix *f = *state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+	char b[2];
+
+	send_str(f->c, "abc");
+	assert_int_equal(chan_read(f->c, b, 2), 2);
+	assert_int_equal(chan_write(f->c, "xyz", 3), 3);
+	chan_guest_took(f->c, 1);
+	chan_guest_eof(f->c);
+	chan_shutdown(f->c);
+	out = open_memstream(&text, &len);
+	chan_describe(f->c, out);
+	fclose(out);
+	assert_string_equal(text, "vsock 3:1234-2:1025 open guest-eof host-shut "
+	                    "rx 3 tx 1 to_host 1/16 to_guest 2/16\n");
+	free(text);
+}
+
+static void test_describe_names_the_reset_error(void **state)
+{
+	struct fix *f = *state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	chan_reset(f->c, ECONNREFUSED);
+	out = open_memstream(&text, &len);
+	chan_describe(f->c, out);
+	fclose(out);
+	assert_non_null(strstr(text, " reset (Connection refused) "));
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_rejects_window_not_power_of_two),
+		cmocka_unit_test(test_new_channel_is_connecting_with_one_reference_in_its_set),
+		cmocka_unit_test_setup_teardown(test_connecting_read_write_peek_say_enotconn_and_poll_is_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_opened_moves_to_open_and_wakes_the_watcher_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_while_connecting_reports_the_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_while_connecting_tells_the_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_while_connecting_is_remembered_but_not_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_when_empty_says_eagain, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_data_wakes_the_watcher_on_the_first_byte_only, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_read_returns_what_is_there_and_returns_credit, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_send_beyond_the_window_is_cut_short, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_peek_describes_wrapped_data_as_two_iovecs, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_peek_with_max_zero_returns_zero_and_consumes_nothing, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_eof_drains_data_then_reads_zero, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_write_takes_what_fits_then_says_eagain, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_write_of_zero_bytes_returns_zero, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_taking_half_the_window_wakes_the_writer, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_took_more_than_queued_is_clamped, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_norecv_makes_writes_fail_with_epipe, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_host_shutdown_is_sent_once_and_makes_writes_fail, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_eof_after_host_shutdown_is_a_hangup, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_closed_keeps_data_readable_then_reads_zero_and_writes_epipe, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_after_closed_no_backend_op_is_called, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_closed_is_final, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_keeps_data_readable_then_reports_the_error, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_with_a_timeout_reports_etimedout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_without_an_errno_reports_econnreset, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_is_final, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_close_of_an_open_channel_tells_the_device_and_keeps_its_reference, setup_open, teardown),
+		cmocka_unit_test(test_last_unref_frees_and_leaves_the_set),
+		cmocka_unit_test(test_channel_survives_a_watcher_that_drops_the_last_reference),
+		cmocka_unit_test_setup_teardown(test_unwatched_channel_fires_nothing, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_names_state_flags_and_counts, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_describe_names_the_reset_error, setup_open, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
