@@ -1,0 +1,242 @@
+/*
+ * The roles a connection plays.  Each reads and writes until its end of
+ * the stream, reports one line, and closes in order: shut down our
+ * sending side, then wait for the peer's EOF.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "guest.h"
+#include "pattern.h"
+#include "sha256.h"
+
+/* ---- I/O ---- */
+
+int guest_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	ssize_t w;
+
+	while (n) {
+		w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* After our last byte: shut down the sending side, then wait for the
+ * peer's EOF so that the close is an orderly one on both sides. */
+static void guest_finish(int fd)
+{
+	char buf[4096];
+	ssize_t r;
+
+	shutdown(fd, SHUT_WR);
+	do {
+		r = read(fd, buf, sizeof(buf));
+	} while (r > 0 || (r < 0 && errno == EINTR));
+}
+
+static int guest_echo(int fd, const char *label, const struct guest_opts *o)
+{
+	static char buf[GUEST_CHUNK];
+	uint64_t total = 0;
+	ssize_t r;
+	int rc;
+
+	for (;;) {
+		r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			guest_err("echo %s: read after %" PRIu64 " bytes: %s",
+				  label, total, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		rc = guest_write_all(fd, buf, (size_t)r);
+		if (rc) {
+			guest_err("echo %s: write after %" PRIu64 " bytes: %s",
+				  label, total, strerror(-rc));
+			return -1;
+		}
+		total += (uint64_t)r;
+	}
+	shutdown(fd, SHUT_WR);
+	guest_say(o, "echo %s bytes %" PRIu64, label, total);
+	return 0;
+}
+
+static int guest_sink(int fd, const char *label, const struct guest_opts *o)
+{
+	static char buf[GUEST_CHUNK];
+	char hex[SHA256_HEX_LEN + 2];
+	struct sha256 s;
+	uint64_t total = 0;
+	size_t want;
+	ssize_t r;
+	int rc;
+
+	sha256_init(&s);
+	for (;;) {
+		want = sizeof(buf);
+		if (o->bytes_set) {
+			if (total == o->bytes)
+				break;
+			if (o->bytes - total < want)
+				want = (size_t)(o->bytes - total);
+		}
+		r = read(fd, buf, want);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			guest_err("sink %s: read after %" PRIu64 " bytes: %s",
+				  label, total, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		sha256_update(&s, buf, (size_t)r);
+		total += (uint64_t)r;
+	}
+	sha256_final_hex(&s, hex);
+	guest_say(o, "sink %s bytes %" PRIu64 " sha256 %s", label, total, hex);
+	if (o->bytes_set && total != o->bytes) {
+		guest_err("sink %s: EOF after %" PRIu64 " of %" PRIu64 " bytes",
+			  label, total, o->bytes);
+		return -1;
+	}
+	if (o->bytes_set) {
+		hex[SHA256_HEX_LEN] = '\n';
+		rc = guest_write_all(fd, hex, SHA256_HEX_LEN + 1);
+		if (rc) {
+			guest_err("sink %s: sending the digest: %s", label,
+				  strerror(-rc));
+			return -1;
+		}
+	}
+	guest_finish(fd);
+	return 0;
+}
+
+static int guest_source(int fd, const char *label, const struct guest_opts *o)
+{
+	static char buf[GUEST_CHUNK];
+	char hex[SHA256_HEX_LEN + 1];
+	uint64_t size = o->bytes_set ? o->bytes : GUEST_DEFAULT_BYTES;
+	uint64_t off = 0;
+	struct sha256 s;
+	size_t n;
+	int rc;
+
+	sha256_init(&s);
+	while (off < size) {
+		n = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		pattern_fill(buf, n, off);
+		sha256_update(&s, buf, n);
+		rc = guest_write_all(fd, buf, n);
+		if (rc) {
+			guest_err("source %s: write after %" PRIu64 " bytes: %s",
+				  label, off, strerror(-rc));
+			return -1;
+		}
+		off += n;
+	}
+	sha256_final_hex(&s, hex);
+	guest_say(o, "source %s bytes %" PRIu64 " sha256 %s", label, off, hex);
+	guest_finish(fd);
+	return 0;
+}
+
+static int guest_cat(int fd, const char *label, const struct guest_opts *o)
+{
+	static char buf[GUEST_CHUNK];
+	uint64_t total = 0;
+	ssize_t r;
+	int rc;
+
+	for (;;) {
+		r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			guest_err("cat %s: read after %" PRIu64 " bytes: %s",
+				  label, total, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		rc = guest_write_all(STDOUT_FILENO, buf, (size_t)r);
+		if (rc) {
+			guest_err("cat %s: stdout: %s", label, strerror(-rc));
+			return -1;
+		}
+		total += (uint64_t)r;
+	}
+	shutdown(fd, SHUT_WR);
+	guest_say(o, "cat %s bytes %" PRIu64, label, total);
+	return 0;
+}
+
+static int guest_send(int fd, const char *label, const struct guest_opts *o)
+{
+	static char buf[GUEST_CHUNK];
+	char hex[SHA256_HEX_LEN + 1];
+	uint64_t total = 0;
+	struct sha256 s;
+	ssize_t r;
+	int rc;
+
+	sha256_init(&s);
+	for (;;) {
+		r = read(STDIN_FILENO, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			guest_err("send %s: stdin: %s", label, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		sha256_update(&s, buf, (size_t)r);
+		rc = guest_write_all(fd, buf, (size_t)r);
+		if (rc) {
+			guest_err("send %s: write after %" PRIu64 " bytes: %s",
+				  label, total, strerror(-rc));
+			return -1;
+		}
+		total += (uint64_t)r;
+	}
+	sha256_final_hex(&s, hex);
+	guest_say(o, "send %s bytes %" PRIu64 " sha256 %s", label, total, hex);
+	guest_finish(fd);
+	return 0;
+}
+
+int guest_serve(int fd, const struct guest_opts *o)
+{
+	char label[300];
+
+	guest_conn_label(fd, label, sizeof(label));
+	if (o->delay_ms)
+		guest_sleep_ms(o->delay_ms);
+	switch (o->role) {
+	case ROLE_ECHO: return guest_echo(fd, label, o);
+	case ROLE_SINK: return guest_sink(fd, label, o);
+	case ROLE_SOURCE: return guest_source(fd, label, o);
+	case ROLE_CAT: return guest_cat(fd, label, o);
+	case ROLE_SEND: return guest_send(fd, label, o);
+	}
+	return -1;
+}
+
