@@ -38,6 +38,7 @@
 #include "chanfs/vq.h"
 #include "chanfs/vsock.h"
 #include "chanfs/vu.h"
+#include "logcap.h"
 
 #define QSZ      64
 #define NBUF     (QSZ / 2)
@@ -325,40 +326,6 @@ static void tx(struct fx *f, uint16_t op, uint32_t gport, uint32_t hport,
 
 	hdr_init(&h, op, gport, hport, plen, flags, GUEST_BUF, fwd_cnt);
 	tx_raw(f, &h, payload, plen);
-}
-
-/* ---- stderr capture, to count log lines ------------------------------------ */
-
-struct logcap {
-	int saved, fd;
-};
-
-static void logcap_begin(struct logcap *c)
-{
-	fflush(stderr);
-	c->fd = memfd_create("log", MFD_CLOEXEC);
-	assert_true(c->fd >= 0);
-	c->saved = dup(2);
-	assert_true(c->saved >= 0);
-	assert_int_equal(dup2(c->fd, 2), 2);
-}
-
-static int logcap_end(struct logcap *c, char *buf, size_t size)
-{
-	ssize_t n;
-	int lines = 0;
-	char *p;
-
-	fflush(stderr);
-	dup2(c->saved, 2);
-	close(c->saved);
-	n = pread(c->fd, buf, size - 1, 0);
-	close(c->fd);
-	buf[n > 0 ? n : 0] = '\0';
-	for (p = buf; *p; p++)
-		lines += *p == '\n';
-	fputs(buf, stderr);
-	return lines;
 }
 
 /* ---- fixture --------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "vq_fixture.h"
+#include "logcap.h"
 
 void *gpa(struct fx *f, uint64_t a, uint64_t len)
 {
@@ -168,40 +169,6 @@ void post_writable(struct tring *r, uint16_t id, uint32_t len)
 {
 	set_desc(r->desc, id, DATA + id * 0x100ULL, len, W, 0);
 	post(r, id);
-}
-
-/* stderr captured around one call, to count log lines. */
-struct logcap {
-	int saved, fd;
-};
-
-static void logcap_begin(struct logcap *c)
-{
-	fflush(stderr);
-	c->fd = memfd_create("log", MFD_CLOEXEC);
-	assert_true(c->fd >= 0);
-	c->saved = dup(2);
-	assert_true(c->saved >= 0);
-	assert_int_equal(dup2(c->fd, 2), 2);
-}
-
-/* Stop capturing; returns the number of lines logged (echoed to stderr). */
-static int logcap_end(struct logcap *c, char *buf, size_t size)
-{
-	ssize_t n;
-	int lines = 0;
-	char *p;
-
-	fflush(stderr);
-	dup2(c->saved, 2);
-	close(c->saved);
-	n = pread(c->fd, buf, size - 1, 0);
-	close(c->fd);
-	buf[n > 0 ? n : 0] = '\0';
-	for (p = buf; *p; p++)
-		lines += *p == '\n';
-	fputs(buf, stderr);
-	return lines;
 }
 
 void assert_other_queue_works(struct fx *f)
