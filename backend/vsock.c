@@ -173,8 +173,9 @@ static void vsock_get_config(void *ctx, uint32_t off, void *buf, uint32_t len)
 	memcpy(buf, (const uint8_t *)&le + off, len);
 }
 
-/* The driver went away (queue stopped, device reset): every connection
- * is gone with it, and so is every packet we meant to send it. */
+/* The device ended (front-end gone, RESET_OWNER, the driver restarted
+ * its rings): every connection is gone with the driver, and so is every
+ * packet we meant to send it. */
 static void vsock_drop_all(struct vsock *v, const char *why)
 {
 	struct vsock_listener *l;
@@ -188,16 +189,63 @@ static void vsock_drop_all(struct vsock *v, const char *why)
 	v->warned_small_rx = false;
 }
 
+/* The rings stopped (a VM pause, a snapshot, a memory table change):
+ * the guest neither runs nor answers, so the connections' timers stop
+ * counting; vsock_timers_release arms them again for what was left. */
+static void vsock_timers_hold(struct vsock *v)
+{
+	struct vsock_conn *c;
+	struct timeval now, at;
+	long long ms;
+
+	event_base_gettimeofday_cached(loop_base(v->loop), &now);
+	TAILQ_FOREACH(c, &v->conns, link) {
+		if (!c->timer || !evtimer_pending(c->timer, &at))
+			continue;
+		ms = ((long long)at.tv_sec - now.tv_sec) * 1000 +
+		     (at.tv_usec - now.tv_usec + 999) / 1000;
+		evtimer_del(c->timer);
+		c->timer_held = true;
+		c->timer_left_ms = ms > 0 ? (unsigned)ms : 0;
+	}
+}
+
+static void vsock_timers_release(struct vsock *v)
+{
+	struct vsock_conn *c;
+
+	TAILQ_FOREACH(c, &v->conns, link) {
+		if (!c->timer_held)
+			continue;
+		c->timer_held = false;
+		vsock_conn_arm_timer(c, c->timer_left_ms);
+	}
+}
+
+/* The device works only while both rings run: what it does on one needs
+ * the other (a REQUEST's RESPONSE, data's credit updates), and until both
+ * have started again after a stop, vu may still find that the driver
+ * restarted and reset us. */
 static void vsock_queue_started(void *ctx, unsigned q, struct vq *vq)
 {
 	struct vsock *v = ctx;
 
 	if (q >= VSOCK_NUM_QUEUES)
 		return;
-	v->vq[q] = vq;
+	v->ring[q] = vq;
 	v->ever_started = true;
-	if (q == VSOCK_RXQ)
-		vsock_rx_schedule(v);
+	if (!v->ring[VSOCK_RXQ] || !v->ring[VSOCK_TXQ])
+		return;
+	v->vq[VSOCK_RXQ] = v->ring[VSOCK_RXQ];
+	v->vq[VSOCK_TXQ] = v->ring[VSOCK_TXQ];
+	if (v->nconns)
+		log_debug("vsock: rings running: %u connections continue",
+		          v->nconns);
+	vsock_timers_release(v);
+	/* Kicks that came while the other ring was stopped were not
+	 * answered: look at both rings. */
+	vsock_rx_schedule(v);
+	event_active(v->tx_again, EV_TIMEOUT, 0);
 }
 
 static void vsock_queue_kicked(void *ctx, unsigned q, struct vq *vq)
@@ -212,23 +260,31 @@ static void vsock_queue_kicked(void *ctx, unsigned q, struct vq *vq)
 		vsock_tx_run(v);
 }
 
+/* A stop is not the end of the device (vu.h): connections, their data
+ * and pending control packets wait for the rings to start again. */
 static void vsock_queue_stopped(void *ctx, unsigned q, struct vq *vq)
 {
 	struct vsock *v = ctx;
 
-	if (q >= VSOCK_NUM_QUEUES || v->vq[q] != vq)
+	if (q >= VSOCK_NUM_QUEUES || v->ring[q] != vq)
 		return;
-	v->vq[q] = NULL;
-	vsock_drop_all(v, q == VSOCK_RXQ ? "rx queue stopped" :
-	                                   "tx queue stopped");
+	v->ring[q] = NULL;
+	if (!v->vq[VSOCK_RXQ])
+		return;
+	v->vq[VSOCK_RXQ] = v->vq[VSOCK_TXQ] = NULL;
+	vsock_timers_hold(v);
+	if (v->nconns)
+		log_debug("vsock: rings stopped: %u connections wait for them",
+		          v->nconns);
 }
 
 static void vsock_reset(void *ctx)
 {
 	struct vsock *v = ctx;
 
+	v->ring[VSOCK_RXQ] = v->ring[VSOCK_TXQ] = NULL;
 	v->vq[VSOCK_RXQ] = v->vq[VSOCK_TXQ] = NULL;
-	vsock_drop_all(v, "front-end gone");
+	vsock_drop_all(v, "device reset");
 	v->ever_started = false;
 }
 

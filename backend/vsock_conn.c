@@ -230,6 +230,14 @@ void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms)
 	struct timeval tv = { .tv_sec = ms / 1000,
 	                      .tv_usec = (ms % 1000) * 1000 };
 
+	if (!c->v->vq[VSOCK_RXQ]) {
+		/* A paused guest cannot answer: its time does not count. */
+		c->timer_held = true;
+		c->timer_left_ms = ms;
+		if (c->timer)
+			evtimer_del(c->timer);
+		return;
+	}
 	if (!c->timer) {
 		c->timer = evtimer_new(loop_base(c->v->loop),
 		                       vsock_conn_timeout, c);

@@ -104,6 +104,8 @@ struct vsock_conn {
 	bool in_todo;
 	TAILQ_ENTRY(vsock_conn) todo_link;
 	struct event *timer;            /* connect or close timeout */
+	bool timer_held;                /* rings stopped: timer_left_ms to */
+	unsigned timer_left_ms;         /* go once they start again */
 	uint64_t pkts_in, pkts_out;
 };
 
@@ -120,7 +122,9 @@ struct vsock {
 	struct loop *loop;
 	struct vsock_config cfg;
 	struct chan_set *chans;
-	struct vq *vq[VSOCK_NUM_QUEUES]; /* NULL while stopped */
+	struct vq *ring[VSOCK_NUM_QUEUES]; /* started by vu, NULL: stopped */
+	struct vq *vq[VSOCK_NUM_QUEUES]; /* both rings, or NULL while either
+	                                    is stopped (the device is idle) */
 	bool ever_started;               /* since the last reset */
 	struct vq_elem *rx_elem, *tx_elem;
 	struct loop_task fill_task;
@@ -197,7 +201,8 @@ void vsock_conn_do_todo(struct vsock_conn *c);
 /* Both directions are over (the guest sends nothing more, and receives
  * nothing more or we sent SHUTDOWN(SEND)): end c in order. */
 bool vsock_conn_done(const struct vsock_conn *c);
-/* Arm c's timer (connect or close timeout). */
+/* Arm c's timer (connect or close timeout).  While the rings are stopped
+ * it is held and armed when they start again. */
 void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms);
 const char *vsock_conn_state_name(enum vsock_conn_state s);
 

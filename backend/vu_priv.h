@@ -28,6 +28,12 @@ struct vu_queue {
 	uint64_t desc_uva, avail_uva, used_uva;
 	bool enabled;            /* SET_VRING_ENABLE (with PROTOCOL_FEATURES) */
 	bool running;            /* vq_start'ed and queue_started announced */
+	/* Where the ring stood when it last stopped, while the device has
+	 * not been reset since: a start that continues from there is a
+	 * resume, any other a driver restart (vu.h). */
+	bool resumable;
+	uint16_t stop_base, stop_used;
+	uint64_t stop_desc, stop_avail, stop_used_uva;
 	int kick_fd, call_fd, err_fd;
 	struct event *kick_ev;
 };
@@ -129,12 +135,15 @@ int vu_msg_check_header(const struct vu_msg *msg);
 
 void vu_queue_init(struct vu *vu, unsigned index);
 /* Start q if it has everything it needs (size, addresses, kick fd, enabled)
- * and is not running; a no-op otherwise.  req names the request that
- * completed it, for the log line if the rings turn out not to be in guest
- * memory.  Returns 0 or -errno (logged). */
+ * and is not running; a no-op otherwise.  A ring that was stopped and does
+ * not continue from where it stopped is a driver restart: every running
+ * queue is stopped, the device is reset, then they all start afresh (the
+ * rule is in vu.h).  req names the request that completed it, for the log
+ * lines.  Returns 0 or -errno (logged). */
 int vu_queue_try_start(struct vu_queue *q, const char *req);
 /* Stop q if running: the device finishes with it, used entries are
- * published, and the avail index to resume from is kept in q->base. */
+ * published, and the avail index to resume from is kept in q->base; where
+ * the ring stood is remembered to recognise a resume. */
 void vu_queue_stop(struct vu_queue *q);
 /* Translate q's ring addresses for its size and the negotiated features
  * into our pointers.  On failure returns -EFAULT and sets *what to the

@@ -1,3 +1,4 @@
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -66,13 +67,55 @@ int vu_queue_rings(struct vu_queue *q, struct vring_desc **desc,
 	return -EFAULT;
 }
 
+/* The used index the driver sees now: written by us only, so after a
+ * pause it is where we left it, and a driver that set its rings up again
+ * has zeroed it. */
+static uint16_t vu_queue_used_idx(const struct vring_used *used)
+{
+	return le16toh(__atomic_load_n(&used->idx, __ATOMIC_RELAXED));
+}
+
+/* Does the ring continue exactly from where it stopped? */
+static bool vu_queue_resumes(const struct vu_queue *q, uint16_t used_idx)
+{
+	return q->base == q->stop_base && used_idx == q->stop_used &&
+	       q->desc_uva == q->stop_desc && q->avail_uva == q->stop_avail &&
+	       q->used_uva == q->stop_used_uva;
+}
+
+/* q starts on rings the driver set up anew: whatever the device holds
+ * belongs to a driver that is gone.  Stops every running queue (noted in
+ * restart[], for the caller to start again) so the device is reset with
+ * no ring in its hands, and forgets every queue's stop. */
+static void vu_queue_restarted(struct vu_queue *q, const char *req,
+                               uint16_t used_idx, bool *restart)
+{
+	struct vu *vu = q->vu;
+	unsigned i;
+
+	log_info("vu: %s: queue %u starts at avail %u, used %u, not where it "
+	         "stopped (%u, %u) or on other rings: the driver restarted; "
+	         "resetting the device", req, q->index, q->base, used_idx,
+	         q->stop_base, q->stop_used);
+	for (i = 0; i < vu->dev->num_queues; i++) {
+		restart[i] = vu->q[i].running;
+		vu_queue_stop(&vu->q[i]);
+	}
+	vu->dev->reset(vu->ctx);
+	for (i = 0; i < vu->dev->num_queues; i++)
+		vu->q[i].resumable = false;
+}
+
 int vu_queue_try_start(struct vu_queue *q, const char *req)
 {
 	struct vu *vu = q->vu;
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
+	bool restart[VU_MAX_QUEUES] = { false };
 	const char *what;
+	uint16_t used_idx;
+	unsigned i;
 	int r;
 
 	if (q->running || !q->num || !q->addr_set || q->kick_fd < 0 ||
@@ -83,23 +126,31 @@ int vu_queue_try_start(struct vu_queue *q, const char *req)
 		          req, q->index, what, q->num);
 		return -EFAULT;
 	}
+	used_idx = vu_queue_used_idx(used);
+	if (q->resumable && !vu_queue_resumes(q, used_idx))
+		vu_queue_restarted(q, req, used_idx, restart);
 	r = vq_start(&q->vq, &vu->mem, q->num, desc, avail, used, q->base,
 	             vu->features);
 	if (r < 0) {
 		log_warnx("vu: %s: queue %u: cannot start: %s", req, q->index,
 		          strerror(-r));
-		return r;
+	} else {
+		vq_set_call(&q->vq, q->call_fd);
+		q->running = true;
+		log_debug("vu: queue %u started (size %u, base %u)", q->index,
+		          q->num, q->base);
+		vu->dev->queue_started(vu->ctx, q->index, &q->vq);
+		/* The driver may have kicked before the ring could start;
+		 * those kicks were drained unanswered, so look at the ring
+		 * once now. */
+		if (q->running)
+			vu->dev->queue_kicked(vu->ctx, q->index, &q->vq);
 	}
-	vq_set_call(&q->vq, q->call_fd);
-	q->running = true;
-	log_debug("vu: queue %u started (size %u, base %u)", q->index, q->num,
-	          q->base);
-	vu->dev->queue_started(vu->ctx, q->index, &q->vq);
-	/* The driver may have kicked before the ring could start; those
-	 * kicks were drained unanswered, so look at the ring once now. */
-	if (q->running)
-		vu->dev->queue_kicked(vu->ctx, q->index, &q->vq);
-	return 0;
+	/* The queues a driver restart stopped start again, afresh. */
+	for (i = 0; i < vu->dev->num_queues; i++)
+		if (restart[i])
+			(void)vu_queue_try_start(&vu->q[i], req);
+	return r < 0 ? r : 0;
 }
 
 void vu_queue_stop(struct vu_queue *q)
@@ -113,6 +164,12 @@ void vu_queue_stop(struct vu_queue *q)
 	vq_flush(&q->vq);
 	q->base = vq_stop(&q->vq);
 	q->running = false;
+	q->resumable = true;
+	q->stop_base = q->base;
+	q->stop_used = q->vq.used_idx;
+	q->stop_desc = q->desc_uva;
+	q->stop_avail = q->avail_uva;
+	q->stop_used_uva = q->used_uva;
 	log_debug("vu: queue %u stopped (base %u)", q->index, q->base);
 }
 
@@ -207,4 +264,5 @@ void vu_queue_clear(struct vu_queue *q)
 	q->addr_set = false;
 	q->desc_uva = q->avail_uva = q->used_uva = 0;
 	q->enabled = false;
+	q->resumable = false;
 }

@@ -8,6 +8,14 @@
  * credit, and a guest that overruns ours is reset with a log line.  RX is
  * pull-based: when the guest posts RX buffers we fill them — control
  * replies first, then data round-robin across connections with credit.
+ *
+ * The device works while both rings run.  When they stop (a VM pause, a
+ * memory table change: vu.h) connections stay with their data both ways;
+ * control packets wait; host writes fill the window and then wait;
+ * connect and close timeouts do not count; new host connects fail with
+ * ENOTCONN.  When the rings start again everything continues.  Only the
+ * device's end (front-end gone, RESET_OWNER, a driver restart) resets
+ * connections (ECONNRESET).
  */
 #ifndef CHANFS_VSOCK_H
 #define CHANFS_VSOCK_H
@@ -46,7 +54,7 @@ const struct vu_device *vsock_vu_device(void);
 /* Host connects to guest port: returns 0 with *out a new channel in
  * CONNECTING (a host reference is taken for the caller; watch it for OPEN or
  * RESET with ECONNREFUSED / ETIMEDOUT), or -ENOTCONN when no driver is
- * running, -EADDRINUSE when no host port is free. */
+ * running (also while the rings are stopped), -EADDRINUSE when no host port is free. */
 int vsock_connect(struct vsock *v, uint32_t port, struct chan **out);
 
 /* Make host port listen for guest connections (idempotent).  Until then a

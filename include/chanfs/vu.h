@@ -29,6 +29,41 @@
  * Kick, call and error fds must be eventfds; a kick without an fd (polling)
  * is refused.
  *
+ * Stopped is not ended.  QEMU stops the rings for a VM pause (QMP stop,
+ * virsh suspend, snapshots), a memory table change and a guest driver
+ * reset alike; the device learns of a stop through queue_stopped only, and
+ * keeps its state.  Seen from QEMU 7.2 (Debian 12) with a Linux 6.1
+ * guest:
+ *   QMP stop:  SET_VRING_ENABLE 0 per ring, GET_VRING_BASE per ring
+ *              (replies: the avail index to resume from), SET_VRING_CALL
+ *              per ring.
+ *   QMP cont:  SET_VRING_CALL per ring, SET_FEATURES, SET_MEM_TABLE, per
+ *              ring SET_VRING_NUM, SET_VRING_BASE (the index GET_VRING_BASE
+ *              replied), SET_VRING_ADDR (the same addresses),
+ *              SET_VRING_KICK; SET_VRING_ENABLE 1 per ring; SET_VRING_CALL
+ *              per ring.
+ *   driver reset (unbind, rmmod/insmod): the stop above at the reset, the
+ *              start above when the driver is back, but SET_VRING_BASE 0
+ *              and the addresses of the driver's new rings.
+ *   QEMU exits (SIGTERM): the stop above, then the socket closes; QEMU
+ *              killed: the socket closes.
+ * A ring's start is a resume when it continues exactly where the ring
+ * stopped: the same base as the stop's (GET_VRING_BASE's reply), a used
+ * index in guest memory equal to the one published at the stop (a driver
+ * that sets its rings up again zeroes it), and the same three addresses.
+ * Any other start of a ring that stopped since the device's last reset is
+ * a driver restart: every running ring is stopped, reset() is called, and
+ * they all start afresh.  The device runs on a later ring only once every
+ * ring it needs has started, so a restart that only the second ring shows
+ * (QEMU starts them one after the other) is still caught before the
+ * device acts.  The one start the rule cannot tell is a driver restart on
+ * the same ring memory while every changed index sits at 0 again (each
+ * ring used a multiple of 65536 times): it counts as a resume, and the
+ * guest's RST to the host's next packet ends each stale connection.
+ * reset() is also called when the front-end goes away and on RESET_OWNER.
+ * RESET_DEVICE and SET_STATUS are not offered (their protocol features
+ * are not), so QEMU does not send them.
+ *
  * SET_MEM_TABLE replaces the whole table (1..8 regions, one fd each,
  * regular files holding every byte mapped).  Rings running at that moment
  * are stopped first (so the device lets go of every element pointing into
@@ -68,14 +103,21 @@ struct vu_device {
 	 * against config_size. */
 	void (*get_config)(void *ctx, uint32_t off, void *buf, uint32_t len);
 	/* Queue q has started: vq is set up, enabled and has a kick fd.  The
-	 * pointer stays valid until queue_stopped. */
+	 * pointer stays valid until queue_stopped.  Since the last reset()
+	 * (or the first start) this is the same driver: a resume continues
+	 * where queue_stopped left off. */
 	void (*queue_started)(void *ctx, unsigned q, struct vq *vq);
 	/* The driver kicked queue q (the kick eventfd fired). */
 	void (*queue_kicked)(void *ctx, unsigned q, struct vq *vq);
-	/* Queue q is stopping (GET_VRING_BASE, disable, or disconnect): finish
-	 * with it now; vq is invalid after the call returns. */
+	/* Queue q is stopping (GET_VRING_BASE, disable, a memory table
+	 * change, or before a reset): finish with vq now, it is invalid after
+	 * the call returns; elements popped and not completed go back to the
+	 * driver.  Not the end of the device: keep its state (connections,
+	 * data, replies not sent yet) for when the queue starts again. */
 	void (*queue_stopped)(void *ctx, unsigned q, struct vq *vq);
-	/* The front-end is gone: drop all device state (connections...). */
+	/* The device ended (the front-end went away, RESET_OWNER, or the
+	 * driver restarted its rings): drop all device state (connections...).
+	 * Called with every queue stopped. */
 	void (*reset)(void *ctx);
 };
 

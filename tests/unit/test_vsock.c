@@ -1186,7 +1186,128 @@ static void vsock_rx_sends_control_replies_before_data(void **state)
 
 /* ---- the driver and the front-end go away ------------------------------------- */
 
-static void vsock_queue_stop_resets_every_connection(void **state)
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)arg = true;
+}
+
+/* Run the loop for ms milliseconds of wall clock (timers due meanwhile
+ * fire). */
+static void run_for_ms(struct fx *f, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	bool done = false;
+	struct event *t = evtimer_new(loop_base(f->loop), on_timer, &done);
+
+	assert_non_null(t);
+	evtimer_add(t, &tv);
+	while (!done)
+		event_base_loop(loop_base(f->loop), EVLOOP_ONCE);
+	event_free(t);
+}
+
+/* Append the payload of the RW packets for gport among the n taken by
+ * rx_take to buf at *got. */
+static void pk_data(struct fx *f, unsigned n, uint32_t gport, char *buf,
+                    size_t max, size_t *got)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (f->pk[i].op != OP_RW || f->pk[i].dst_port != gport)
+			continue;
+		assert_true(*got + f->pk[i].len <= max);
+		memcpy(buf + *got, f->pk[i].data, f->pk[i].len);
+		*got += f->pk[i].len;
+	}
+}
+
+/* A VM pause (QMP stop, then cont): the rings stop and start again where
+ * they were.  Connections, the data on its way both ways and what the host
+ * writes meanwhile all survive; nothing touches the rings meanwhile, and
+ * nothing moves until both rings run again. */
+static void vsock_rings_stopped_and_started_again_keep_every_byte(
+	void **state)
+{
+	struct fx *f = *state;
+	struct chan *a = guest_connect(f, 1000);
+	struct chan *b = guest_connect(f, 2000);
+	char out[16], ina[16], inb[16];
+	size_t na = 0, nb = 0;
+	unsigned n;
+
+	tx(f, OP_RW, 1000, LISTEN, 0, 0, "ab", 2);
+	host_write_all(a, "xyz", 3);
+	queue_stop(f, 0);
+	queue_stop(f, 1);
+	assert_int_equal(chan_read(a, out, sizeof out), 2);
+	assert_memory_equal(out, "ab", 2);
+	assert_int_equal(chan_read(a, out, sizeof out), -EAGAIN);
+	assert_int_equal(chan_read(b, out, sizeof out), -EAGAIN);
+	host_write_all(b, "123", 3);
+	rx_post(f, 4);
+	assert_int_equal(rx_take(f), 0);
+	queue_start(f, 0);
+	assert_int_equal(rx_take(f), 0);
+	queue_start(f, 1);
+	n = rx_take(f);
+	pk_data(f, n, 1000, ina, sizeof ina, &na);
+	pk_data(f, n, 2000, inb, sizeof inb, &nb);
+	assert_int_equal(na, 3);
+	assert_memory_equal(ina, "xyz", 3);
+	assert_int_equal(nb, 3);
+	assert_memory_equal(inb, "123", 3);
+	tx(f, OP_RW, 1000, LISTEN, 0, 0, "cd", 2);
+	assert_int_equal(chan_read(a, out, sizeof out), 2);
+	assert_memory_equal(out, "cd", 2);
+	chan_close(a);
+	chan_close(b);
+}
+
+/* Neither the connect timeout nor the close timeout counts while the
+ * rings are stopped: the guest cannot answer then. */
+static void vsock_timers_wait_while_the_rings_are_stopped(void **state)
+{
+	struct fx *f = *state;
+	struct chan *a = guest_connect(f, 1000);
+	struct chan *h = NULL;
+	uint32_t port;
+	int i;
+
+	assert_int_equal(vsock_connect(f->v, 1234, &h), 0);
+	rx_post(f, 2);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_REQUEST);
+	port = f->pk[0].src_port;
+	queue_stop(f, 0);
+	queue_stop(f, 1);
+	chan_close(a);
+	/* Five times either timeout (20 ms). */
+	run_for_ms(f, 100);
+	assert_int_equal(h->state, CHAN_CONNECTING);
+	assert_int_equal(f->chans.count, 2);
+	queue_start(f, 0);
+	queue_start(f, 1);
+	tx(f, OP_RESPONSE, 1234, port, 0, 0, NULL, 0);
+	assert_int_equal(h->state, CHAN_OPEN);
+	/* The closed one says SHUTDOWN first, then its timer runs again. */
+	rx_post(f, 4);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_SHUTDOWN);
+	assert_int_equal(f->pk[0].dst_port, 1000);
+	for (i = 0; i < 100 && f->chans.count > 1; i++)
+		event_base_loop(loop_base(f->loop), EVLOOP_ONCE);
+	assert_int_equal(f->chans.count, 1);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RST);
+	chan_close(h);
+}
+
+/* The device really ends (vu found the driver restarted its rings, or the
+ * front-end went away): every connection is reset. */
+static void vsock_device_reset_resets_every_connection(void **state)
 {
 	struct fx *f = *state;
 	struct chan *a = guest_connect(f, 1000);
@@ -1196,9 +1317,10 @@ static void vsock_queue_stop_resets_every_connection(void **state)
 
 	assert_int_equal(vsock_connect(f->v, 1234, &h), 0);
 	tx(f, OP_RW, 1000, LISTEN, 0, 0, "ab", 2);
-	/* QEMU stops the device: GET_VRING_BASE on both rings. */
+	/* vu stops both rings, then resets the device. */
 	queue_stop(f, 0);
 	queue_stop(f, 1);
+	f->dev->reset(f->v);
 	assert_int_equal(chan_read(a, out, sizeof out), 2);
 	assert_int_equal(chan_read(a, out, sizeof out), -ECONNRESET);
 	assert_int_equal(chan_read(b, out, sizeof out), -ECONNRESET);
@@ -1320,7 +1442,9 @@ int main(void)
 		T(vsock_rst_replies_are_bounded_and_dropped_counted),
 		T(vsock_rx_round_robin_alternates_between_connections),
 		T(vsock_rx_sends_control_replies_before_data),
-		T(vsock_queue_stop_resets_every_connection),
+		T(vsock_rings_stopped_and_started_again_keep_every_byte),
+		T(vsock_timers_wait_while_the_rings_are_stopped),
+		T(vsock_device_reset_resets_every_connection),
 		T(vsock_front_end_reset_drops_queued_connections),
 		T(vsock_status_names_state_cid_and_connections),
 		T(vsock_config_space_is_the_guest_cid),

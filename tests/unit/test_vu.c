@@ -43,6 +43,8 @@
 struct tdev {
 	unsigned started[2], kicked[2], stopped[2], popped[2];
 	unsigned resets;
+	unsigned resets_with_a_ring;  /* reset while a queue was started */
+	unsigned started_at_reset[2]; /* started[] when last reset */
 	struct vq *vq[2];
 	struct vq_elem elem;
 	uint8_t config[8];
@@ -90,6 +92,9 @@ static void tdev_reset(void *ctx)
 	struct tdev *d = ctx;
 
 	d->resets++;
+	if (d->vq[0] || d->vq[1])
+		d->resets_with_a_ring++;
+	memcpy(d->started_at_reset, d->started, sizeof d->started);
 }
 
 static const struct vu_device tdev_desc = {
@@ -418,8 +423,9 @@ static void qemu_init(struct fx *f)
 	assert_no_reply(f);
 }
 
-/* vhost_dev_start: features, memory (acked), each ring, then enable. */
-static void qemu_start(struct fx *f)
+/* vhost_dev_start: features, memory (acked), each ring from base[q],
+ * then enable. */
+static void qemu_start_at(struct fx *f, const uint16_t base[2])
 {
 	unsigned q;
 
@@ -429,7 +435,8 @@ static void qemu_start(struct fx *f)
 	for (q = 0; q < 2; q++) {
 		assert_int_equal(send_state(f, VU_SET_VRING_NUM, 0, q, QSIZE),
 		                 0);
-		assert_int_equal(send_state(f, VU_SET_VRING_BASE, 0, q, 0), 0);
+		assert_int_equal(send_state(f, VU_SET_VRING_BASE, 0, q,
+		                            base[q]), 0);
 		assert_int_equal(send_addr_q(f, q), 0);
 		assert_int_equal(send_file(f, VU_SET_VRING_KICK, 0, q,
 		                           new_eventfd()), 0);
@@ -440,6 +447,41 @@ static void qemu_start(struct fx *f)
 		assert_int_equal(send_state(f, VU_SET_VRING_ENABLE, 0, q, 1),
 		                 0);
 	assert_no_reply(f);
+}
+
+static void qemu_start(struct fx *f)
+{
+	static const uint16_t zero[2];
+
+	qemu_start_at(f, zero);
+}
+
+/* vhost_dev_stop as QEMU 7.2 sends it for a QMP "stop" and for a guest
+ * driver reset alike: disable each ring, then GET_VRING_BASE each; the
+ * bases go to base[]. */
+static void qemu_stop(struct fx *f, uint16_t base[2])
+{
+	struct vu_vring_state s;
+	unsigned q;
+
+	for (q = 0; q < 2; q++)
+		assert_int_equal(send_state(f, VU_SET_VRING_ENABLE, 0, q, 0),
+		                 0);
+	for (q = 0; q < 2; q++) {
+		assert_int_equal(send_state(f, VU_GET_VRING_BASE, 0, q, 0), 0);
+		assert_int_equal(read_reply(f, VU_GET_VRING_BASE, &s,
+		                            sizeof s), 8);
+		assert_int_equal(s.index, q);
+		base[q] = (uint16_t)s.num;
+	}
+	assert_no_reply(f);
+}
+
+/* The guest driver sets queue q up anew, as Linux does after a reset:
+ * zeroed rings, nothing posted yet. */
+static void guest_reinit(struct fx *f, unsigned q)
+{
+	memset(f->mem + DESC_GPA(q), 0, 0x3000);
 }
 
 /* Make n buffers available on queue q (one 16-byte readable descriptor
@@ -563,6 +605,30 @@ static void test_disable_stops_queue_and_enable_resumes_it(void **state)
 	assert_int_equal(f->dev.popped[1], 2);
 }
 
+static void test_pause_and_cont_resume_the_rings_without_a_reset(
+	void **state)
+{
+	struct fx *f = *state;
+	uint16_t base[2];
+
+	guest_post(f, 0, 3);
+	guest_post(f, 1, 2);
+	qemu_init(f);
+	qemu_start(f);
+	qemu_stop(f, base);
+	assert_int_equal(base[0], 3);
+	assert_int_equal(base[1], 2);
+	assert_int_equal(f->dev.stopped[0], 1);
+	assert_int_equal(f->dev.stopped[1], 1);
+	qemu_start_at(f, base);
+	assert_int_equal(f->dev.resets, 0);
+	assert_int_equal(f->dev.started[0], 2);
+	assert_int_equal(f->dev.started[1], 2);
+	/* Carrying on: nothing was popped twice. */
+	assert_int_equal(f->dev.popped[0], 3);
+	assert_int_equal(f->dev.popped[1], 2);
+}
+
 static void test_kick_fd_wakes_the_device(void **state)
 {
 	struct fx *f = *state;
@@ -598,12 +664,88 @@ static void test_set_mem_table_while_running_restarts_queues(void **state)
 	assert_int_equal(f->dev.stopped[0], 1);
 	assert_int_equal(f->dev.started[0], 2);
 	assert_int_equal(f->dev.started[1], 2);
+	assert_int_equal(f->dev.resets, 0);
 	assert_true(vu_running(f->vu));
 	/* The restarted ring carries on: completed buffers are not popped
 	 * again, the new one is. */
 	assert_int_equal(f->dev.popped[0], 3);
 	assert_int_equal(((struct vring_used *)(f->mem + USED_GPA(0)))->idx,
 	                 3);
+}
+
+static void test_driver_restart_at_base_0_resets_the_device_first(
+	void **state)
+{
+	struct fx *f = *state;
+	static const uint16_t zero[2];
+	uint16_t base[2];
+	unsigned q;
+
+	guest_post(f, 0, 3);
+	guest_post(f, 1, 2);
+	qemu_init(f);
+	qemu_start(f);
+	qemu_stop(f, base);
+	for (q = 0; q < 2; q++)
+		guest_reinit(f, q);
+	guest_post(f, 0, 1);
+	qemu_start_at(f, zero);
+	/* Reset once, with no ring in the device's hands, before the
+	 * restarted rings were announced. */
+	assert_int_equal(f->dev.resets, 1);
+	assert_int_equal(f->dev.resets_with_a_ring, 0);
+	assert_int_equal(f->dev.started_at_reset[0], 1);
+	assert_int_equal(f->dev.started_at_reset[1], 1);
+	assert_int_equal(f->dev.started[0], 2);
+	assert_int_equal(f->dev.started[1], 2);
+	assert_int_equal(f->dev.popped[0], 4);
+}
+
+/* QEMU starts queue 0 before it sends queue 1's base: when only the
+ * second ring shows the restart, the first is stopped for the reset and
+ * started again. */
+static void test_driver_restart_seen_on_the_second_ring_restarts_both(
+	void **state)
+{
+	struct fx *f = *state;
+	uint16_t base[2];
+
+	guest_post(f, 1, 2);
+	qemu_init(f);
+	qemu_start(f);
+	qemu_stop(f, base);
+	assert_int_equal(base[0], 0);
+	guest_reinit(f, 1);
+	base[1] = 0;
+	qemu_start_at(f, base);
+	assert_int_equal(f->dev.resets, 1);
+	assert_int_equal(f->dev.resets_with_a_ring, 0);
+	assert_int_equal(f->dev.stopped[0], 2);
+	assert_int_equal(f->dev.started[0], 3);
+	assert_int_equal(f->dev.started[1], 2);
+	assert_true(vu_running(f->vu));
+}
+
+/* At index 0 a restart looks like a resume by its indexes; new ring
+ * addresses still tell it. */
+static void test_new_ring_addresses_are_a_driver_restart_even_at_index_0(
+	void **state)
+{
+	struct fx *f = *state;
+	uint16_t base[2];
+
+	qemu_init(f);
+	qemu_start(f);
+	qemu_stop(f, base);
+	assert_int_equal(base[0], 0);
+	assert_int_equal(send_addr(f, 0, 0, UVA_BASE + DESC_GPA(2),
+	                           UVA_BASE + USED_GPA(2),
+	                           UVA_BASE + AVAIL_GPA(2)), 0);
+	assert_int_equal(send_file(f, VU_SET_VRING_KICK, 0, 0,
+	                           new_eventfd()), 0);
+	assert_int_equal(send_state(f, VU_SET_VRING_ENABLE, 0, 0, 1), 0);
+	assert_int_equal(f->dev.resets, 1);
+	assert_int_equal(f->dev.started[0], 2);
 }
 
 static void test_get_features_offers_transport_bits(void **state)
@@ -1573,6 +1715,10 @@ int main(void)
 		T(test_disable_stops_queue_and_enable_resumes_it),
 		T(test_kick_fd_wakes_the_device),
 		T(test_set_mem_table_while_running_restarts_queues),
+		T(test_pause_and_cont_resume_the_rings_without_a_reset),
+		T(test_driver_restart_at_base_0_resets_the_device_first),
+		T(test_driver_restart_seen_on_the_second_ring_restarts_both),
+		T(test_new_ring_addresses_are_a_driver_restart_even_at_index_0),
 		T(test_get_features_offers_transport_bits),
 		T(test_get_config_returns_config_bytes),
 		T(test_get_config_outside_config_space_gets_empty_reply),
