@@ -12,10 +12,16 @@
  *   conn lport=L rport=R svc=S status=ST rx=... (see guest_vsock.h)
  *   error MESSAGE            (the device broke the protocol)
  *   disconnected             (the back-end closed the connection)
+ *   paused | resumed | restarted | remapped   (after the signal's action)
  *   done conns=N errors=N rx_pkts=N tx_pkts=N rst_sent=N rst_recv=N
  *        credit_updates=N credit_requests=N ignored_requests=N
  * Exit status: 0 when done without errors, 1 on errors, 2 on bad usage or
  * a failed connection, 3 when the back-end disconnected.
+ *
+ * Signals drive what a VMM and a guest do to the device: SIGUSR1 pauses
+ * the VM (guest_pause; the guest is frozen until SIGUSR2, guest_resume),
+ * SIGRTMIN resets the guest driver (guest_restart), SIGRTMIN+1 sends the
+ * memory table again (guest_remap).  SIGTERM and SIGINT end it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -111,6 +117,48 @@ static void cli_error(void *arg, const char *msg)
 	fprintf(cli->out, "error %s\n", msg);
 	fflush(cli->out);
 	fprintf(stderr, "chanfs-simguest: error: %s\n", msg);
+}
+
+/* Wait for the next signal and act on it: 0 to go on, 1 to end, -errno
+ * when the action failed. */
+static int cli_signal(struct guest *g, int sfd)
+{
+	struct signalfd_siginfo si;
+	const char *done;
+	int r;
+
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return 0;
+	if ((int)si.ssi_signo == SIGUSR1) {
+		r = guest_pause(g);
+		if (r < 0)
+			return r;
+		printf("paused\n");
+		/* Frozen: only SIGUSR2 (or the end) wakes the guest. */
+		do {
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				return -EIO;
+		} while ((int)si.ssi_signo == SIGUSR1 ||
+		         (int)si.ssi_signo >= SIGRTMIN);
+		if ((int)si.ssi_signo != SIGUSR2)
+			return 1;
+		r = guest_resume(g);
+		done = "resumed";
+	} else if ((int)si.ssi_signo == SIGUSR2) {
+		return 0;
+	} else if ((int)si.ssi_signo == SIGRTMIN) {
+		r = guest_restart(g);
+		done = "restarted";
+	} else if ((int)si.ssi_signo == SIGRTMIN + 1) {
+		r = guest_remap(g);
+		done = "remapped";
+	} else {
+		return 1;
+	}
+	if (r < 0)
+		return r;
+	printf("%s\n", done);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -235,6 +283,10 @@ int main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
+	sigaddset(&mask, SIGRTMIN);
+	sigaddset(&mask, SIGRTMIN + 1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
@@ -287,10 +339,14 @@ int main(int argc, char **argv)
 	for (;;) {
 		r = guest_step(g, sfd, -1);
 		if (r == 1) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+			r = cli_signal(g, sfd);
+			if (r == 0)
 				continue;
+			if (r < 0) {
+				fprintf(stderr, "chanfs-simguest: %s\n",
+				        strerror(-r));
+				status = 3;
+			}
 			break;
 		}
 		if (r == -ECONNRESET) {

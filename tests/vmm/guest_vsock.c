@@ -412,6 +412,59 @@ void guest_free(struct guest *g)
 	free(g);
 }
 
+/* --- the VMM pauses, resumes, resets the driver ---------------------------- */
+
+static int guest_work(struct guest *g);
+
+int guest_pause(struct guest *g)
+{
+	/* What the device completed before the stop is the driver's. */
+	int r = guest_work(g);
+
+	return r < 0 ? r : vmm_stop(g->vmm);
+}
+
+int guest_resume(struct guest *g)
+{
+	return vmm_resume(g->vmm);
+}
+
+int guest_restart(struct guest *g)
+{
+	struct guest_conn *c;
+	struct guest_ctl *q;
+	unsigned i;
+	int r;
+
+	/* Linux resets its sockets without a word to the host. */
+	TAILQ_FOREACH(c, &g->conns, all)
+		if (!c->dead)
+			guest_conn_finish(c, GUEST_CONN_RESET, ECONNRESET);
+	while ((q = STAILQ_FIRST(&g->ctlq))) {
+		STAILQ_REMOVE_HEAD(&g->ctlq, link);
+		free(q);
+	}
+	r = vmm_restart_driver(g->vmm);
+	if (r < 0)
+		return r;
+	g->nrx_free = 0;
+	for (i = 0; i < g->nrx; i++)
+		g->rx_free[g->nrx_free++] = i;
+	SLIST_INIT(&g->tx_free);
+	for (i = 0; i < g->ntx; i++)
+		SLIST_INSERT_HEAD(&g->tx_free, &g->tx[i], link);
+	guest_rx_refill(g);
+	vmm_vq_kick(g->vmm, GUEST_RXQ);
+	g->rx_kick = g->tx_kick = false;
+	guest_conns_reap(g);
+	return 0;
+}
+
+int guest_remap(struct guest *g)
+{
+	return vmm_set_mem_table(g->vmm);
+}
+
 uint64_t guest_cid(const struct guest *g)
 {
 	return g->cid;

@@ -157,6 +157,21 @@ struct guest *guest_new(const char *sock, const struct guest_opts *opts);
  * every connection without calling done().  NULL ok. */
 void guest_free(struct guest *g);
 
+/* The VMM pauses the VM (QMP "stop"): completed buffers are taken, then
+ * vmm_stop.  Nothing of the guest may run until guest_resume (do not call
+ * guest_step meanwhile: a paused guest is frozen).  0 or -errno. */
+int guest_pause(struct guest *g);
+/* "cont": vmm_resume; the guest carries on where it was.  0 or -errno. */
+int guest_resume(struct guest *g);
+/* The guest driver resets the device (unbind/rebind, module reload):
+ * every connection ends RESET(ECONNRESET) without a packet (done() is
+ * called), the rings are set up anew and started at base 0
+ * (vmm_restart_driver), RX buffers are posted again.  0 or -errno. */
+int guest_restart(struct guest *g);
+/* The VMM sends SET_MEM_TABLE while the rings run (memory hotplug).
+ * 0 or -errno. */
+int guest_remap(struct guest *g);
+
 uint64_t guest_cid(const struct guest *g);
 /* The negotiated virtio features. */
 uint64_t guest_features(const struct guest *g);

@@ -27,8 +27,10 @@
  *          SET_VRING_ADDR, SET_VRING_KICK; per queue SET_VRING_ENABLE 1
  *          (vhost_dev_start(vrings=true)); per queue SET_VRING_CALL
  *          (vhost_vsock_common_start unmasking every queue)
- *   stop:  per queue SET_VRING_ENABLE 0, per queue GET_VRING_BASE
- *          (vmm_stop)
+ *   stop:  per queue SET_VRING_ENABLE 0, per queue GET_VRING_BASE, per
+ *          queue SET_VRING_CALL (vmm_stop); "cont" sends the start part
+ *          again with the bases GET_VRING_BASE replied (vmm_resume), a
+ *          guest driver reset the same with base 0 (vmm_restart_driver)
  * Protocol messages are skipped when the back-end does not offer
  * PROTOCOL_FEATURES, GET_QUEUE_NUM unless MQ was negotiated, GET_CONFIG
  * unless CONFIG was.  Like QEMU, REPLY_ACK is negotiated when offered and
@@ -125,9 +127,24 @@ bool vmm_handshake_complete(const struct vmm *v);
 /* Length of the step list for this connection's options (steps that turn
  * out not to apply count here but are skipped by vmm_handshake). */
 unsigned vmm_handshake_steps(const struct vmm *v);
-/* Stop the device as QEMU does: GET_VRING_BASE on every queue.  Returns 0
- * or -errno.  The queues' drivers keep their state. */
+/* Stop the device as QEMU 7.2 does for a QMP "stop" and a guest driver
+ * reset alike: SET_VRING_ENABLE 0 on every queue (with PROTOCOL_FEATURES),
+ * GET_VRING_BASE on every queue (the replies are kept), SET_VRING_CALL on
+ * every queue (the masked notifiers).  Returns 0 or -errno.  The queues'
+ * drivers keep their state; nothing may be added until a start. */
 int vmm_stop(struct vmm *v);
+/* Start a stopped device again as QEMU 7.2 does on "cont": the start
+ * steps of the handshake (CALL, SET_FEATURES, SET_MEM_TABLE, per queue
+ * NUM, BASE = what GET_VRING_BASE replied, ADDR, KICK with the same
+ * eventfd, ENABLE 1, CALL).  0, -EINVAL when not stopped, -errno. */
+int vmm_resume(struct vmm *v);
+/* A guest driver reset: stop (unless stopped), set every queue up anew
+ * (zeroed rings at the same addresses, the driver's buffers forgotten),
+ * then the start steps with base 0.  0 or -errno. */
+int vmm_restart_driver(struct vmm *v);
+/* SET_MEM_TABLE again while the rings run (as a memory hotplug does; the
+ * same table).  0 or -errno. */
+int vmm_set_mem_table(struct vmm *v);
 /* Close the socket and every fd, unmap and free guest memory.  NULL ok. */
 void vmm_disconnect(struct vmm *v);
 

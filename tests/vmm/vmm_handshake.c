@@ -243,6 +243,7 @@ static int vmm_run_step(struct vmm *v, enum vmm_step_kind k, unsigned q)
 		                         v->o.queue_size);
 	case VS_VRING_BASE:
 		return vmm_msg_set_state(v, VU_SET_VRING_BASE, q,
+		                         v->resuming ? vq->stop_base :
 		                         vq->avail_idx);
 	case VS_VRING_ADDR:
 		return vmm_send_vring_addr(v, q);
@@ -426,6 +427,65 @@ int vmm_stop(struct vmm *v)
 			return r;
 		}
 		v->vq[q].started = false;
+		v->vq[q].stop_base = (uint16_t)s.num;
 	}
+	/* QEMU's guest notifiers go down with the device (masked). */
+	for (q = 0; q < v->o.num_queues; q++) {
+		r = vmm_send_call(v, q, &v->vq[q].masked_call_fd);
+		if (r < 0)
+			return r;
+	}
+	v->stopped = true;
 	return 0;
+}
+
+/* vhost_dev_start again: the handshake's start steps, each ring from the
+ * base the stop reported (the driver's rings as they are). */
+static int vmm_start_again(struct vmm *v)
+{
+	unsigned i, q;
+	enum vmm_step_kind k;
+	int r = 0;
+
+	for (i = 0; (k = vmm_step_at(v, i, &q)) != VS_UNMASK_CALL; i++)
+		;
+	v->resuming = true;
+	for (; (k = vmm_step_at(v, i, &q)) != VS_DONE; i++) {
+		if (vmm_step_skipped(v, k))
+			continue;
+		r = vmm_run_step(v, k, q);
+		if (r < 0) {
+			fprintf(stderr, "vmm: start again, %s queue %u: %s\n",
+			        vmm_step_name(k), q, strerror(-r));
+			break;
+		}
+	}
+	v->resuming = false;
+	if (r == 0)
+		v->stopped = false;
+	return r;
+}
+
+int vmm_resume(struct vmm *v)
+{
+	if (!v->stopped)
+		return -EINVAL;
+	return vmm_start_again(v);
+}
+
+int vmm_restart_driver(struct vmm *v)
+{
+	unsigned q;
+	int r;
+
+	if (!v->stopped && (r = vmm_stop(v)) < 0)
+		return r;
+	for (q = 0; q < v->o.num_queues; q++)
+		vmm_vq_reinit(v, q);
+	return vmm_start_again(v);
+}
+
+int vmm_set_mem_table(struct vmm *v)
+{
+	return vmm_send_mem_table(v);
 }

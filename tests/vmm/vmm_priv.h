@@ -27,6 +27,7 @@ struct vmm_vq {
 	int kick_fd, call_fd, masked_call_fd, err_fd;
 	bool started;
 	bool event_idx, in_order, indirect;
+	uint16_t stop_base;      /* GET_VRING_BASE's reply at vmm_stop */
 
 	struct vmm_dstate *state; /* by head */
 	uint16_t *next;          /* shadow of desc[i].next (free list) */
@@ -71,6 +72,8 @@ struct vmm {
 	/* handshake progress */
 	unsigned step;           /* index into the step list */
 	unsigned nsteps;
+	bool stopped;            /* vmm_stop ran, no start since */
+	bool resuming;           /* SET_VRING_BASE sends stop_base */
 
 	struct vmm_vq vq[VMM_MAX_QUEUES];
 };
@@ -98,6 +101,9 @@ unsigned vmm_hs_count_steps(const struct vmm *v);
 int vmm_vq_setup(struct vmm *v, unsigned q);
 /* Mark queue q started with the negotiated features. */
 void vmm_vq_started(struct vmm *v, unsigned q);
+/* Forget queue q's buffers and zero its rings, as a driver that sets the
+ * queue up again after a reset (the tokens outstanding are dropped). */
+void vmm_vq_reinit(struct vmm *v, unsigned q);
 void vmm_vq_free_state(struct vmm *v, unsigned q);
 /* vmm.c: allocate from the top of guest memory (rings; never released). */
 uint64_t vmm_alloc_top(struct vmm *v, size_t len, size_t align);

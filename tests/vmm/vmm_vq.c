@@ -77,6 +77,26 @@ int vmm_vq_setup(struct vmm *v, unsigned q)
 	return 0;
 }
 
+void vmm_vq_reinit(struct vmm *v, unsigned q)
+{
+	struct vmm_vq *vq = &v->vq[q];
+	unsigned num = vq->num, i;
+
+	memset(vq->desc, 0, 16 * num);
+	memset(vq->avail, 0, 6 + 2 * num);
+	memset(vq->used, 0, 6 + 8 * num);
+	memset(vq->state, 0, num * sizeof(*vq->state));
+	for (i = 0; i < num; i++)
+		vq->next[i] = (uint16_t)(i + 1);
+	vq->free_head = 0;
+	vq->next_desc = 0;
+	vq->num_free = num;
+	vq->avail_idx = vq->kicked_avail = vq->last_used = 0;
+	vq->fifo_head = vq->fifo_n = 0;
+	vq->batch = false;
+	vq->stop_base = 0;
+}
+
 void vmm_vq_free_state(struct vmm *v, unsigned q)
 {
 	struct vmm_vq *vq = &v->vq[q];
