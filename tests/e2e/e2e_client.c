@@ -22,6 +22,7 @@
  *                                  stream, run CMD once all moved data, then
  *                                  expect each file to fail: reads with
  *                                  ECONNRESET, writes with EPIPE/ECONNRESET
+ *   e2e-client qmp SOCKET COMMAND  one QMP command (stop, cont) to QEMU
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -223,7 +224,8 @@ static int client_usage(void)
 	      "       e2e-client parallel MODE:PATH:BYTES[xN]...\n"
 	      "       e2e-client poll-echo PATH\n"
 	      "       e2e-client poll-eof|poll-write PATH BYTES\n"
-	      "       e2e-client broken MODE:PATH... -- CMD [ARG...]\n", stderr);
+	      "       e2e-client broken MODE:PATH... -- CMD [ARG...]\n"
+	      "       e2e-client qmp SOCKET COMMAND\n", stderr);
 	return 2;
 }
 
@@ -251,6 +253,8 @@ int main(int argc, char **argv)
 		argv[i] = NULL;
 		return client_broken(i - 2, argv + 2, argv + i + 1);
 	}
+	if (!strcmp(cmd, "qmp"))
+		return argc == 4 ? client_qmp(argv[2], argv[3]) : client_usage();
 	if (!strcmp(cmd, "poll-echo"))
 		return argc == 3 ? client_poll_echo(argv[2]) : client_usage();
 	if (argc != 4 || !client_parse_size(argv[3], &bytes))

@@ -60,4 +60,7 @@ int client_poll_write(const char *path, uint64_t bytes);
 /* e2e_broken.c */
 int client_broken(int n, char **specs, char **cmd);
 
+/* e2e_qmp.c: one QMP command (stop, cont...) on the socket at path. */
+int client_qmp(const char *path, const char *command);
+
 #endif

@@ -28,6 +28,7 @@ CHANFS_PID=
 QEMU_PID=
 MNT=
 SOCK=
+QMP=
 SERIAL=
 KERNEL=
 INITRD=
@@ -122,6 +123,7 @@ e2e_init() {
 	trap 'exit 1' INT TERM
 	MNT=$E2E_DIR/mnt
 	SOCK=$E2E_DIR/vsock.sock
+	QMP=$E2E_DIR/qmp.sock
 	mkdir -p "$MNT"
 	"$E2E_SRC/build-image.sh" "$CHANFS_GUEST" "$E2E_IMAGE_DIR" >"$E2E_DIR/image.log" 2>&1 || {
 		cat "$E2E_DIR/image.log"
@@ -178,6 +180,7 @@ e2e_boot() {
 		-chardev socket,id=vsock0,path="$SOCK" \
 		-device vhost-user-vsock-pci,chardev=vsock0 \
 		-serial file:"$SERIAL" \
+		-qmp unix:"$QMP",server=on,wait=off \
 		-kernel "$KERNEL" -initrd "$INITRD" \
 		-append "console=ttyS0 quiet panic=-1 chanfs.scenario=$scenario" \
 		>>"$E2E_DIR/qemu.log" 2>&1 &
@@ -210,6 +213,11 @@ e2e_stop_qemu() {
 # e2e_serial_wait PATTERN: wait for a line of the guest's console.
 e2e_serial_wait() {
 	e2e_wait "'$1' on the guest's console" grep -q -e "$1" "$SERIAL"
+}
+
+# e2e_qmp COMMAND: one QMP command (stop, cont) to the guest's QEMU.
+e2e_qmp() {
+	"$E2E_CLIENT" qmp "$QMP" "$1" || e2e_fail "QMP $1 failed"
 }
 
 # e2e_client ARGS...: run the host client; its failure is the test's.
