@@ -61,8 +61,13 @@
  * ring used a multiple of 65536 times): it counts as a resume, and the
  * guest's RST to the host's next packet ends each stale connection.
  * reset() is also called when the front-end goes away and on RESET_OWNER.
+ * A stop itself never tells a pause from a driver reset, so after a guest
+ * unbinds its driver the device keeps its state until the driver starts
+ * the rings again (then the restart resets it) or the front-end leaves.
  * RESET_DEVICE and SET_STATUS are not offered (their protocol features
- * are not), so QEMU does not send them.
+ * are not), so QEMU does not send them.  Offered on a trial, STATUS made
+ * QEMU 7.2 send GET_STATUS at each start and SET_STATUS 0x8 (FEATURES_OK)
+ * at the first, and nothing at a stop or a driver reset: no help.
  *
  * SET_MEM_TABLE replaces the whole table (1..8 regions, one fd each,
  * regular files holding every byte mapped).  Rings running at that moment

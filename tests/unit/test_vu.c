@@ -588,6 +588,7 @@ static void test_get_vring_base_stops_queue_and_reports_last_avail(
 	                           new_eventfd()), 0);
 	assert_int_equal(f->dev.started[0], 2);
 	assert_int_equal(f->dev.popped[0], 7);
+	assert_int_equal(f->dev.resets, 0);
 }
 
 static void test_disable_stops_queue_and_enable_resumes_it(void **state)
@@ -603,6 +604,7 @@ static void test_disable_stops_queue_and_enable_resumes_it(void **state)
 	assert_int_equal(send_state(f, VU_SET_VRING_ENABLE, 0, 1, 1), 0);
 	assert_int_equal(f->dev.started[1], 2);
 	assert_int_equal(f->dev.popped[1], 2);
+	assert_int_equal(f->dev.resets, 0);
 }
 
 static void test_pause_and_cont_resume_the_rings_without_a_reset(
