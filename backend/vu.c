@@ -22,12 +22,13 @@
 /* The kernel's limit on fds per sendmsg (SCM_MAX_FD). */
 #define VU_RX_MAX_FDS 253
 
-static void vu_rx_clear(struct vu_rx *rx)
+static void vu_rx_clear(struct vu *vu, struct vu_rx *rx)
 {
 	unsigned i;
 
+	/* Only a message cut short still has fds: never looked at. */
 	for (i = 0; i < rx->msg.nfds; i++)
-		close(rx->msg.fds[i]);
+		vu_fd_close(vu, rx->msg.fds[i], VU_FD_UNKNOWN);
 	rx->msg.nfds = 0;
 	rx->got = 0;
 	rx->dropped_fds = 0;
@@ -51,7 +52,7 @@ void vu_reset_session(struct vu *vu, bool keep_protocol)
 void vu_reset(struct vu *vu)
 {
 	vu_reset_session(vu, false);
-	vu_rx_clear(&vu->rx);
+	vu_rx_clear(vu, &vu->rx);
 }
 
 bool vu_running(const struct vu *vu)
@@ -85,7 +86,7 @@ static void vu_drop(struct vu *vu)
 
 /* Keep the fds a recvmsg brought; a message may carry at most 8, the rest
  * are closed and counted so the message fails its fd check. */
-static void vu_rx_fds(struct vu_rx *rx, struct msghdr *mh)
+static void vu_rx_fds(struct vu *vu, struct vu_rx *rx, struct msghdr *mh)
 {
 	struct cmsghdr *c;
 
@@ -101,7 +102,7 @@ static void vu_rx_fds(struct vu_rx *rx, struct msghdr *mh)
 			if (rx->msg.nfds < 8) {
 				rx->msg.fds[rx->msg.nfds++] = fd;
 			} else {
-				close(fd);
+				vu_fd_close(vu, fd, VU_FD_UNKNOWN);
 				rx->dropped_fds++;
 			}
 		}
@@ -152,7 +153,7 @@ static int vu_rx_step(struct vu *vu)
 			log_warn("vu: %s: front-end connection", vu->path);
 			return -errno;
 		}
-		vu_rx_fds(rx, &mh);
+		vu_rx_fds(vu, rx, &mh);
 		if (n == 0) {
 			if (rx->got > 0)
 				log_warnx("vu: %s: front-end disconnected in "
@@ -189,7 +190,7 @@ static void vu_conn_read(evutil_socket_t fd, short what, void *arg)
 		if (r > 0) {
 			r = vu_msg_dispatch(vu, vu->conn_fd, &vu->rx.msg,
 			                    vu->rx.dropped_fds);
-			vu_rx_clear(&vu->rx);
+			vu_rx_clear(vu, &vu->rx);
 		}
 		if (r < 0) {
 			vu_drop(vu);
@@ -367,6 +368,19 @@ void vu_free(struct vu *vu)
 		close(vu->listen_fd);
 		unlink(vu->path);
 	}
+	vu_fd_closer_free(vu);
+	free(vu->mountpoint);
 	free(vu->path);
 	free(vu);
+}
+
+int vu_set_mountpoint(struct vu *vu, const char *mountpoint)
+{
+	char *p = strdup(mountpoint);
+
+	if (!p)
+		return -ENOMEM;
+	free(vu->mountpoint);
+	vu->mountpoint = p;
+	return 0;
 }

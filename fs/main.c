@@ -46,7 +46,9 @@ int main(int argc, char **argv)
 		vsock_listen(v, o.listen[i]);
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
-		exit(1);	/* vu_new logged why */
+		exit(2);	/* vu_new logged why: a socket-path error */
+	if (vu_set_mountpoint(vu, o.mountpoint) < 0)
+		fatal("out of memory");
 	fc.mountpoint = o.mountpoint;
 	fc.fuse_opts = o.fuse_opts;
 	fs = fs_new(l, &chans, v, &fc);

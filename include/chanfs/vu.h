@@ -29,12 +29,40 @@
  * Kick, call and error fds must be eventfds; a kick without an fd (polling)
  * is refused.
  *
- * SET_MEM_TABLE replaces the whole table (1..8 regions, one fd each,
- * regular files holding every byte mapped).  Rings running at that moment
+ * SET_MEM_TABLE replaces the whole table (1..8 regions, one fd each:
+ * memory files (memfd, shmem, hugetlbfs) sealed with F_SEAL_SHRINK and
+ * holding every byte mapped).  The seal is what makes the size check
+ * last: a file that could shrink after mmap would turn the next guest
+ * access into SIGBUS.  QEMU's memory-backend-memfd seals by default
+ * (seal=on); memory-backend-file (a /dev/shm or hugetlbfs path) cannot be
+ * sealed and is refused with one log line.  Rings running at that moment
  * are stopped first (so the device lets go of every element pointing into
  * the old mappings; chains it had not completed are given back to the
  * driver by vq_stop) and restarted on the new table.  A table that fails
  * to map leaves the old one in place.
+ *
+ * Peer fds.  Nothing a front-end hands over may make chanfs wait, least
+ * of all on itself: an fd on chanfs's own FUSE mount that the loop closed,
+ * fstat'ed or polled would send the request to the loop that is making
+ * the call, and the process would hang for good.  So, for every fd a
+ * message brings:
+ *  - recvmsg only installs it (no call into its file); fds past the 8 a
+ *    message may carry, fds of a message cut short by a disconnect and
+ *    fds of a message that fails before its handler are never looked at:
+ *    they go to the closer thread;
+ *  - before anything else it is classified with readlink(/proc/self/fd/N)
+ *    ("anon_inode:[eventfd]", or its path) and fcntl(F_GET_SEALS), which
+ *    the kernel answers without the fd's file system (vu_fd.c).  An fd
+ *    whose path lies on chanfs's mount refuses the whole message with one
+ *    line naming it;
+ *  - only an eventfd is used as kick, call or error fd (then fcntl
+ *    O_NONBLOCK, epoll, read/write of 8 bytes, close: eventfd's own
+ *    operations, never blocking);
+ *  - only a memory file sealed against shrinking is used as a region
+ *    (then fstat, mmap, close: shmem's or hugetlbfs's, never FUSE);
+ *  - every other fd gets no call at all on the loop: the closer thread
+ *    (one per vu, started on first use) closes it, and may wait there for
+ *    a FLUSH that the loop meanwhile answers.
  *
  * Replies: with REPLY_ACK negotiated, a message with NEED_REPLY that has no
  * reply of its own is answered u64 0 on success, 1 on failure, and the
@@ -89,6 +117,10 @@ struct vu *vu_new(struct loop *l, const char *path,
 /* Drop any front-end (resetting the device), stop listening, unlink the
  * socket path, free. */
 void vu_free(struct vu *vu);
+
+/* Name chanfs's own mount (an absolute path; copied), so that a front-end
+ * fd on it is named as such in the refusal's log line. */
+int vu_set_mountpoint(struct vu *vu, const char *mountpoint);
 
 /* True while a front-end is connected and the device has been started
  * (at least one queue running). */
@@ -182,6 +214,7 @@ struct vu_msg {
 	uint8_t payload[VU_MAX_PAYLOAD];
 	int fds[8];
 	unsigned nfds;
+	uint8_t fd_kind[8];       /* set by vu when the message is handled */
 };
 
 /* Handle one complete message as if it came from the connected front-end

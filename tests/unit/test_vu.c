@@ -222,9 +222,10 @@ static int fx_setup(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 	                            f->sv), 0);
 	assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
-	f->memfd = memfd_create("guest", MFD_CLOEXEC);
+	f->memfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(f->memfd >= 0);
 	assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
+	assert_int_equal(fcntl(f->memfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
 	f->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 	              f->memfd, 0);
 	assert_true(f->mem != MAP_FAILED);
