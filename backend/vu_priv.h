@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "chanfs/gmem.h"
 #include "chanfs/vq.h"
@@ -51,7 +52,13 @@ struct vu {
 	int listen_fd;
 	struct event *listen_ev;
 	struct event *retry_ev;  /* re-arms the listener after accept fails */
+	struct event *deadline_ev; /* handshake / partial message timeout */
 	int conn_fd;
+	pid_t peer_pid;          /* SO_PEERCRED of the front-end, 0 unknown */
+	uid_t peer_uid;
+	bool owned;              /* SET_OWNER seen: the front-end is no
+	                            longer presumed stalled */
+	unsigned nmsgs;          /* messages handled on this connection */
 	struct event *conn_ev;
 	struct vu_rx rx;
 	uint64_t features;       /* SET_FEATURES */

@@ -90,7 +90,7 @@ static int vu_set_features(struct vu *vu, struct vu_msg *m,
 
 static int vu_set_owner(struct vu *vu, struct vu_msg *m, struct vu_reply *rep)
 {
-	(void)vu;
+	vu->owned = true;
 	(void)m;
 	(void)rep;
 	return 0;

@@ -13,6 +13,12 @@
 #include "chanfs/vsock.h"
 #include "chanfs/vu.h"
 
+/* The front-end's line of status. */
+static void main_status(void *arg, FILE *out)
+{
+	vu_status(arg, out);
+}
+
 int main(int argc, char **argv)
 {
 	struct fs_options o;
@@ -51,6 +57,8 @@ int main(int argc, char **argv)
 		fatal("out of memory");
 	fc.mountpoint = o.mountpoint;
 	fc.fuse_opts = o.fuse_opts;
+	fc.status = main_status;
+	fc.status_arg = vu;
 	fs = fs_new(l, &chans, v, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;

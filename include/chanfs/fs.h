@@ -45,6 +45,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "chanfs/vsock.h"
 
@@ -81,6 +82,10 @@ struct fs_config {
 	const char *mountpoint;   /* absolute path of an existing directory */
 	const char *fuse_opts;    /* extra mount options ("allow_other,..."),
 	                             or NULL */
+	/* Lines of `status` about the transport (the front-end), printed
+	 * after the device's; NULL for none. */
+	void (*status)(void *arg, FILE *out);
+	void *status_arg;
 };
 
 struct fs;

@@ -1,8 +1,13 @@
 /*
  * vu — vhost-user protocol server (back-end side), on the loop.
  *
- * Listens on a UNIX socket (mode 0600) and serves one front-end at a time;
- * while one is connected, further clients wait in the listen backlog.  Every
+ * Listens on a UNIX socket (mode 0600) and serves one front-end at a time.
+ * A second client while one is connected is turned away at once (one log
+ * line) if the connected one has sent SET_OWNER; if it has not, it is
+ * presumed stalled and dropped in favour of the newcomer, so a real VMM
+ * always gets in after a stalled one.  A front-end that has not sent
+ * SET_OWNER 10 s after connecting, or that stops in the middle of a
+ * message for 10 s, is dropped (one log line).  Every
  * message is validated (header, payload size, fd count, queue index, queue
  * size, memory regions) before it is acted on.  A malformed message gets one
  * log line naming the request and what was wrong, then an error reply where
@@ -76,6 +81,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct loop;
 struct vq;
@@ -109,9 +115,11 @@ struct vu_device {
 
 struct vu;
 
-/* Listen on path (mode 0600; a socket file already there is replaced, any
- * other file makes it fail with EEXIST) and serve dev.  Returns NULL with
- * errno set (and a log line) on failure. */
+/* Listen on path (mode 0600) and serve dev.  A socket file already there
+ * is first connected to: when someone answers (another chanfs) vu_new
+ * fails with EADDRINUSE and leaves it alone; when nobody does, it is
+ * replaced (one log line).  Any other file there makes it fail with
+ * EEXIST.  Returns NULL with errno set (and a log line) on failure. */
 struct vu *vu_new(struct loop *l, const char *path,
                   const struct vu_device *dev, void *ctx);
 /* Drop any front-end (resetting the device), stop listening, unlink the
@@ -121,6 +129,11 @@ void vu_free(struct vu *vu);
 /* Name chanfs's own mount (an absolute path; copied), so that a front-end
  * fd on it is named as such in the refusal's log line. */
 int vu_set_mountpoint(struct vu *vu, const char *mountpoint);
+
+/* One line on the front-end for `status`: "vhost-user: front-end pid P
+ * uid U, handshake|ready|running, N messages" or "vhost-user: no
+ * front-end, listening on PATH". */
+void vu_status(const struct vu *vu, FILE *out);
 
 /* True while a front-end is connected and the device has been started
  * (at least one queue running). */
