@@ -118,6 +118,9 @@ static int vu_msg_classify_fds(struct vu *vu, const struct vu_req *req,
 	for (i = 0; i < nfds; i++) {
 		m->fd_kind[i] = (uint8_t)vu_fd_classify(m->fds[i], link,
 		                                        sizeof link);
+		log_debug("vu:    fd %u: %s (%s)", i,
+		          vu_fd_kind_name((enum vu_fd_kind)m->fd_kind[i]),
+		          link);
 		if (m->fd_kind[i] == VU_FD_OTHER && vu_fd_on_mount(vu, link)) {
 			log_warnx("vu: %s: fd %u is on chanfs's own mount "
 			          "(%s): refused", req->name, i, link);

@@ -4,6 +4,7 @@
  * and the fd count against vu_reqs before a handler runs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -157,6 +158,7 @@ static int vu_mem_check_fd(unsigned i, const struct vu_mem_region *r, int fd,
 		          "not a memory file");
 		return -EINVAL;
 	}
+	log_debug("vu:    region %u: seals 0x%x", i, fcntl(fd, F_GET_SEALS));
 	if (fstat(fd, &st) < 0) {
 		log_warn("vu: SET_MEM_TABLE: region %u: fd", i);
 		return -EINVAL;

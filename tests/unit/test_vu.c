@@ -1328,21 +1328,41 @@ static uint64_t sreply_u64(int fd, uint32_t req)
 	return v;
 }
 
-static void test_socket_is_private_and_replaced_when_stale(void **state)
+static void test_socket_is_private_kept_while_live_replaced_when_stale(
+	void **state)
 {
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct logcap c;
 	struct sfx s;
 	struct stat st;
 	struct vu *again;
+	int fd;
 
 	(void)state;
 	sfx_open(&s);
 	assert_int_equal(stat(s.path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0600);
-	/* A second server on the same path replaces the socket file. */
+	/* A second server on a live socket leaves it alone. */
+	log_capture(&c);
 	again = vu_new(s.loop, s.path, &tdev_desc, &s.dev);
-	assert_non_null(again);
-	vu_free(again);
+	assert_int_equal(errno, EADDRINUSE);
+	assert_int_equal(log_release(&c, "is listening there"), 1);
+	assert_null(again);
+	turn(&s);
+	sfx_close(&s);
+	/* A socket file nobody answers on is replaced, with a line. */
+	assert_non_null(mkdtemp(strcpy(s.dir, "/tmp/test_vu.XXXXXX")));
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/sock", s.dir);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	close(fd);
+	s.loop = loop_new();
+	log_capture(&c);
+	s.vu = vu_new(s.loop, sa.sun_path, &tdev_desc, &s.dev);
+	assert_int_equal(log_release(&c, "replacing a stale socket"), 1);
+	assert_non_null(s.vu);
+	snprintf(s.path, sizeof s.path, "%s", sa.sun_path);
 	sfx_close(&s);
 }
 
@@ -1412,27 +1432,20 @@ static void test_messages_split_across_reads_are_reassembled(void **state)
 	sfx_close(&s);
 }
 
-static void test_one_front_end_at_a_time_and_fds_released_on_disconnect(
+static void test_a_stalled_front_end_gives_way_an_owner_does_not(
 	void **state)
 {
 	struct sfx s;
 	uint8_t buf[64];
 	size_t len;
-	int a, b, before;
+	int a, b, c, before;
 
 	(void)state;
 	sfx_open(&s);
 	before = count_fds();
 	a = sconnect(&s);
 	turn(&s);
-	b = sconnect(&s); /* waits in the backlog */
-	turn(&s);
-	len = wire(buf, VU_GET_QUEUE_NUM, NULL, 0);
-	ssend(b, buf, len, NULL, 0);
-	turn(&s);
-	assert_int_equal(recv(b, buf, sizeof buf, MSG_DONTWAIT), -1);
-	assert_int_equal(errno, EAGAIN);
-	/* a leaves fds behind in vu (call fds), then goes */
+	/* a leaves fds behind in vu (call fds) but never sends SET_OWNER */
 	{
 		uint64_t v = 0;
 		int efd = new_eventfd();
@@ -1442,11 +1455,29 @@ static void test_one_front_end_at_a_time_and_fds_released_on_disconnect(
 		close(efd);
 		turn(&s);
 	}
-	close(a);
+	b = sconnect(&s);
 	turn(&s);
+	/* a is presumed stalled: dropped (device reset), b is served */
 	assert_int_equal(s.dev.resets, 1);
-	/* now b is served */
+	assert_int_equal(recv(a, buf, sizeof buf, MSG_DONTWAIT), 0);
+	close(a);
+	len = wire(buf, VU_GET_QUEUE_NUM, NULL, 0);
+	ssend(b, buf, len, NULL, 0);
+	turn(&s);
 	assert_int_equal(sreply_u64(b, VU_GET_QUEUE_NUM), 2);
+	/* once b is the owner, a newcomer is turned away and b stays */
+	len = wire(buf, VU_SET_OWNER, NULL, 0);
+	ssend(b, buf, len, NULL, 0);
+	turn(&s);
+	c = sconnect(&s);
+	turn(&s);
+	assert_int_equal(recv(c, buf, sizeof buf, MSG_DONTWAIT), 0);
+	close(c);
+	len = wire(buf, VU_GET_QUEUE_NUM, NULL, 0);
+	ssend(b, buf, len, NULL, 0);
+	turn(&s);
+	assert_int_equal(sreply_u64(b, VU_GET_QUEUE_NUM), 2);
+	assert_int_equal(s.dev.resets, 1);
 	close(b);
 	turn(&s);
 	assert_int_equal(count_fds(), before);
@@ -1609,10 +1640,10 @@ int main(void)
 		T(test_running_ring_accepts_same_addresses_and_new_call_fd),
 #undef T
 #define S(name) cmocka_unit_test_teardown(name, plain_teardown)
-		S(test_socket_is_private_and_replaced_when_stale),
+		S(test_socket_is_private_kept_while_live_replaced_when_stale),
 		S(test_socket_refuses_to_replace_a_regular_file),
 		S(test_messages_split_across_reads_are_reassembled),
-		S(test_one_front_end_at_a_time_and_fds_released_on_disconnect),
+		S(test_a_stalled_front_end_gives_way_an_owner_does_not),
 		S(test_disconnect_mid_message_is_logged_and_resets),
 		S(test_too_many_fds_on_one_message_are_closed_and_rejected),
 		S(test_oversized_header_on_the_socket_drops_the_connection),
