@@ -38,6 +38,11 @@
  *   poll                POLLIN/POLLOUT/POLLERR/POLLHUP as chan_poll()
  *   last close          the connection is shut down in order (data already
  *                       written still reaches the guest first)
+ *   mmap                MAP_SHARED → ENODEV (the kernel, direct-io); the
+ *                       kernel lets MAP_PRIVATE through, but its page-cache
+ *                       reads (no lock owner) are refused EIO, so touching
+ *                       the mapping is SIGBUS and no stream byte is taken
+ *   symlink, link, rename, mknod, create, mkdir, unlink, rmdir → EPERM
  * When the daemon stops, every parked request is answered ECONNRESET.
  */
 #ifndef CHANFS_FS_H
