@@ -1353,16 +1353,16 @@ static void test_socket_is_private_kept_while_live_replaced_when_stale(
 	sfx_close(&s);
 	/* A socket file nobody answers on is replaced, with a line. */
 	assert_non_null(mkdtemp(strcpy(s.dir, "/tmp/test_vu.XXXXXX")));
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/sock", s.dir);
+	snprintf(s.path, sizeof s.path, "%s/sock", s.dir);
+	strcpy(sa.sun_path, s.path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	close(fd);
 	s.loop = loop_new();
 	log_capture(&c);
-	s.vu = vu_new(s.loop, sa.sun_path, &tdev_desc, &s.dev);
+	s.vu = vu_new(s.loop, s.path, &tdev_desc, &s.dev);
 	assert_int_equal(log_release(&c, "replacing a stale socket"), 1);
 	assert_non_null(s.vu);
-	snprintf(s.path, sizeof s.path, "%s", sa.sun_path);
 	sfx_close(&s);
 }
 
