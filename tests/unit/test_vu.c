@@ -902,6 +902,27 @@ static void test_region_fd_that_is_not_memory_is_rejected(void **state)
 	expect_nack(f, VU_SET_MEM_TABLE, r, &c, "not a memory file");
 }
 
+static void test_region_memfd_that_may_shrink_is_rejected(void **state)
+{
+	struct fx *f = *state;
+	struct vu_mem_table t = { .nregions = 1 };
+	struct vu_msg *m;
+	struct logcap c;
+	int r, fd = memfd_create("unsealed", MFD_CLOEXEC);
+
+	/* big enough, but it could be cut short after the mmap: SIGBUS */
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 0x1000), 0);
+	enable_reply_ack(f);
+	t.r[0] = (struct vu_mem_region){ 0, 0x1000, UVA_BASE, 0 };
+	m = msg_new(VU_SET_MEM_TABLE, VU_FLAG_NEED_REPLY, &t, 40);
+	m->fds[0] = fd;
+	m->nfds = 1;
+	log_capture(&c);
+	r = send_msg(f, m);
+	expect_nack(f, VU_SET_MEM_TABLE, r, &c, "not sealed against shrinking");
+}
+
 static void test_rejected_mem_table_keeps_the_old_one(void **state)
 {
 	struct fx *f = *state;
@@ -1627,6 +1648,7 @@ int main(void)
 		T(test_overlapping_regions_are_rejected),
 		T(test_region_past_the_end_of_its_fd_is_rejected),
 		T(test_region_fd_that_is_not_memory_is_rejected),
+		T(test_region_memfd_that_may_shrink_is_rejected),
 		T(test_rejected_mem_table_keeps_the_old_one),
 		T(test_queue_index_out_of_range_is_rejected),
 		T(test_get_vring_base_out_of_range_drops_connection),
