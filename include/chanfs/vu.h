@@ -51,7 +51,9 @@
  * fstat'ed or polled would send the request to the loop that is making
  * the call, and the process would hang for good.  So, for every fd a
  * message brings:
- *  - recvmsg only installs it (no call into its file); fds past the 8 a
+ *  - recvmsg only installs it (no call into its file; its buffer holds
+ *    SCM_MAX_FD fds, so the kernel never drops one here, and a dropped one
+ *    would only be released: FUSE's RELEASE does not wait); fds past the 8 a
  *    message may carry, fds of a message cut short by a disconnect and
  *    fds of a message that fails before its handler are never looked at:
  *    they go to the closer thread;
