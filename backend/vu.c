@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,13 +23,19 @@
 #define VU_ACCEPT_RETRY_SEC 1
 /* The kernel's limit on fds per sendmsg (SCM_MAX_FD). */
 #define VU_RX_MAX_FDS 253
+/* A front-end that has not sent SET_OWNER this long after connecting is
+ * stalled (QEMU sends it within its first five messages, at once). */
+#define VU_HANDSHAKE_SEC 10
+/* Longest pause in the middle of a message (QEMU sends each one whole). */
+#define VU_PARTIAL_SEC 10
 
-static void vu_rx_clear(struct vu_rx *rx)
+static void vu_rx_clear(struct vu *vu, struct vu_rx *rx)
 {
 	unsigned i;
 
+	/* Only a message cut short still has fds: never looked at. */
 	for (i = 0; i < rx->msg.nfds; i++)
-		close(rx->msg.fds[i]);
+		vu_fd_close(vu, rx->msg.fds[i], VU_FD_UNKNOWN);
 	rx->msg.nfds = 0;
 	rx->got = 0;
 	rx->dropped_fds = 0;
@@ -51,7 +59,7 @@ void vu_reset_session(struct vu *vu, bool keep_protocol)
 void vu_reset(struct vu *vu)
 {
 	vu_reset_session(vu, false);
-	vu_rx_clear(&vu->rx);
+	vu_rx_clear(vu, &vu->rx);
 }
 
 bool vu_running(const struct vu *vu)
@@ -71,21 +79,69 @@ uint64_t vu_features(const struct vu *vu)
 
 /* --- the connection --------------------------------------------------- */
 
-/* Forget the front-end and go back to accepting. */
+/* Forget the front-end; the listener keeps accepting. */
 static void vu_drop(struct vu *vu)
 {
 	vu_reset(vu);
 	event_free(vu->conn_ev);
 	vu->conn_ev = NULL;
+	if (vu->deadline_ev)
+		evtimer_del(vu->deadline_ev);
 	close(vu->conn_fd);
 	vu->conn_fd = -1;
-	if (event_add(vu->listen_ev, NULL) < 0)
-		log_warnx("vu: %s: cannot watch the socket again", vu->path);
+	vu->owned = false;
+	vu->peer_pid = 0;
+	vu->nmsgs = 0;
+}
+
+/* A front-end that has not sent SET_OWNER within VU_HANDSHAKE_SEC of
+ * connecting, or that stops in the middle of a message for VU_PARTIAL_SEC,
+ * is stalled: it would hold the one front-end slot for good. */
+static void vu_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct vu *vu = arg;
+
+	(void)fd;
+	(void)what;
+	if (vu->conn_fd < 0)
+		return;
+	if (!vu->owned)
+		log_warnx("vu: %s: front-end pid %d: handshake timed out (no "
+		          "SET_OWNER within %d s, %u messages): dropped",
+		          vu->path, (int)vu->peer_pid, VU_HANDSHAKE_SEC,
+		          vu->nmsgs);
+	else
+		log_warnx("vu: %s: front-end pid %d: stopped in the middle of "
+		          "a message (%u bytes) for %d s: dropped", vu->path,
+		          (int)vu->peer_pid, vu->rx.got, VU_PARTIAL_SEC);
+	vu_drop(vu);
+}
+
+/* Arm the deadline that applies now (see vu_deadline), if any. */
+static void vu_arm_deadline(struct vu *vu, bool progress)
+{
+	struct timeval tv = { VU_HANDSHAKE_SEC, 0 };
+
+	if (!vu->deadline_ev)
+		return;
+	if (vu->owned) {
+		if (vu->rx.got == 0) {
+			evtimer_del(vu->deadline_ev);
+			return;
+		}
+		/* Each read that brings bytes restarts the wait. */
+		if (!progress && evtimer_pending(vu->deadline_ev, NULL))
+			return;
+		tv.tv_sec = VU_PARTIAL_SEC;
+	} else if (evtimer_pending(vu->deadline_ev, NULL)) {
+		return;   /* the handshake's deadline counts from the connect */
+	}
+	evtimer_add(vu->deadline_ev, &tv);
 }
 
 /* Keep the fds a recvmsg brought; a message may carry at most 8, the rest
  * are closed and counted so the message fails its fd check. */
-static void vu_rx_fds(struct vu_rx *rx, struct msghdr *mh)
+static void vu_rx_fds(struct vu *vu, struct vu_rx *rx, struct msghdr *mh)
 {
 	struct cmsghdr *c;
 
@@ -101,7 +157,7 @@ static void vu_rx_fds(struct vu_rx *rx, struct msghdr *mh)
 			if (rx->msg.nfds < 8) {
 				rx->msg.fds[rx->msg.nfds++] = fd;
 			} else {
-				close(fd);
+				vu_fd_close(vu, fd, VU_FD_UNKNOWN);
 				rx->dropped_fds++;
 			}
 		}
@@ -152,7 +208,7 @@ static int vu_rx_step(struct vu *vu)
 			log_warn("vu: %s: front-end connection", vu->path);
 			return -errno;
 		}
-		vu_rx_fds(rx, &mh);
+		vu_rx_fds(vu, rx, &mh);
 		if (n == 0) {
 			if (rx->got > 0)
 				log_warnx("vu: %s: front-end disconnected in "
@@ -183,25 +239,81 @@ static void vu_conn_read(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (i = 0; i < VU_MSGS_PER_TURN; i++) {
+		uint32_t before = vu->rx.got;
+
 		r = vu_rx_step(vu);
-		if (r == 0)
+		if (r == 0) {
+			vu_arm_deadline(vu, vu->rx.got != before);
 			return;
+		}
 		if (r > 0) {
+			vu->nmsgs++;
 			r = vu_msg_dispatch(vu, vu->conn_fd, &vu->rx.msg,
 			                    vu->rx.dropped_fds);
-			vu_rx_clear(&vu->rx);
+			vu_rx_clear(vu, &vu->rx);
 		}
 		if (r < 0) {
 			vu_drop(vu);
 			return;
 		}
 	}
+	vu_arm_deadline(vu, true);
+}
+
+/* The pid of the process at the other end of c (SO_PEERCRED), or 0. */
+static pid_t vu_peer_pid(int c, uid_t *uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return 0;
+	*uid = cr.uid;
+	return cr.pid;
+}
+
+/* The front-end has hung up (its end is closed, data may be left). */
+static bool vu_conn_gone(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&pf, 1, 0) == 1 &&
+	       (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* A second client while one is connected.  A front-end that completed
+ * SET_OWNER keeps the device and the newcomer is turned away at once (a
+ * second VMM on one socket is a mistake to report, not to queue); one that
+ * has not is presumed stalled and gives way, so a real VMM always gets in
+ * after a stalled one.  Returns true when the newcomer is to be served. */
+static bool vu_admit(struct vu *vu, pid_t pid)
+{
+	if (vu->conn_fd < 0)
+		return true;
+	if (vu_conn_gone(vu->conn_fd)) {
+		log_info("vu: %s: front-end pid %d disconnected", vu->path,
+		         (int)vu->peer_pid);
+		vu_drop(vu);
+		return true;
+	}
+	if (vu->owned) {
+		log_warnx("vu: %s: refused front-end pid %d: pid %d is "
+		          "connected", vu->path, (int)pid, (int)vu->peer_pid);
+		return false;
+	}
+	log_warnx("vu: %s: front-end pid %d dropped: it had not completed the "
+	          "handshake (%u messages) and pid %d connected", vu->path,
+	          (int)vu->peer_pid, vu->nmsgs, (int)pid);
+	vu_drop(vu);
+	return true;
 }
 
 static void vu_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct vu *vu = arg;
 	struct timeval tv = { VU_ACCEPT_RETRY_SEC, 0 };
+	uid_t uid = 0;
+	pid_t pid;
 	int c;
 
 	(void)what;
@@ -212,6 +324,11 @@ static void vu_accept(evutil_socket_t fd, short what, void *arg)
 		log_warn("vu: %s: accept", vu->path);
 		event_del(vu->listen_ev);
 		event_add(vu->retry_ev, &tv);
+		return;
+	}
+	pid = vu_peer_pid(c, &uid);
+	if (!vu_admit(vu, pid)) {
+		close(c);
 		return;
 	}
 	vu->conn_ev = event_new(loop_base(vu->loop), c, EV_READ | EV_PERSIST,
@@ -226,9 +343,24 @@ static void vu_accept(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	vu->conn_fd = c;
-	/* One front-end at a time: the next waits in the backlog. */
-	event_del(vu->listen_ev);
-	log_info("vu: %s: front-end connected", vu->path);
+	vu->peer_pid = pid;
+	vu->peer_uid = uid;
+	vu_arm_deadline(vu, true);
+	log_info("vu: %s: front-end connected (pid %d, uid %u)", vu->path,
+	         (int)pid, (unsigned)uid);
+}
+
+void vu_status(const struct vu *vu, FILE *out)
+{
+	if (vu->conn_fd < 0) {
+		fprintf(out, "vhost-user: no front-end, listening on %s\n",
+		        vu->path ? vu->path : "(detached)");
+		return;
+	}
+	fprintf(out, "vhost-user: front-end pid %d uid %u, %s, %u messages\n",
+	        (int)vu->peer_pid, (unsigned)vu->peer_uid,
+	        !vu->owned ? "handshake" : vu_running(vu) ? "running" :
+	        "ready", vu->nmsgs);
 }
 
 static void vu_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -237,7 +369,7 @@ static void vu_accept_retry(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (vu->conn_fd < 0 && event_add(vu->listen_ev, NULL) < 0)
+	if (event_add(vu->listen_ev, NULL) < 0)
 		log_warnx("vu: %s: cannot watch the socket again", vu->path);
 }
 
@@ -278,6 +410,36 @@ struct vu *vu_new_detached(struct loop *l, const struct vu_device *dev,
 	return vu;
 }
 
+/* Whether someone listens on the socket at sa: a live chanfs (or any
+ * server) must keep its socket, a dead one's file may go.  Returns 0 when
+ * nobody answers, -EADDRINUSE (logged) when someone does, -errno (logged)
+ * when we cannot tell. */
+static int vu_probe(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int r, err;
+
+	if (fd < 0) {
+		log_warn("vu: socket");
+		return -errno;
+	}
+	/* Non-blocking: a full backlog (EAGAIN) is a live listener too. */
+	r = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
+	err = errno;
+	close(fd);
+	if (r == 0 || err == EAGAIN || err == EINPROGRESS) {
+		log_warnx("vu: %s: another chanfs (or another program) is "
+		          "listening there: refusing to take its socket",
+		          sa->sun_path);
+		return -EADDRINUSE;
+	}
+	if (err == ECONNREFUSED)
+		return 0;
+	log_warnx("vu: %s: cannot tell whether the socket is in use: %s",
+	          sa->sun_path, strerror(err));
+	return -err;
+}
+
 /* Bind path, replacing a stale socket there but nothing else. */
 static int vu_listen(const char *path)
 {
@@ -295,6 +457,10 @@ static int vu_listen(const char *path)
 			log_warnx("vu: %s: exists and is not a socket", path);
 			return -EEXIST;
 		}
+		if ((fd = vu_probe(&sa)) < 0)
+			return fd;
+		log_info("vu: %s: replacing a stale socket (nobody answers "
+		         "on it)", path);
 		if (unlink(path) < 0) {
 			log_warn("vu: %s: cannot remove stale socket", path);
 			return -errno;
@@ -340,7 +506,8 @@ struct vu *vu_new(struct loop *l, const char *path,
 	vu->listen_ev = event_new(loop_base(l), fd, EV_READ | EV_PERSIST,
 	                          vu_accept, vu);
 	vu->retry_ev = evtimer_new(loop_base(l), vu_accept_retry, vu);
-	if (!vu->listen_ev || !vu->retry_ev ||
+	vu->deadline_ev = evtimer_new(loop_base(l), vu_deadline, vu);
+	if (!vu->listen_ev || !vu->retry_ev || !vu->deadline_ev ||
 	    event_add(vu->listen_ev, NULL) < 0) {
 		log_warnx("vu: %s: cannot watch the socket", path);
 		vu_free(vu);
@@ -363,10 +530,25 @@ void vu_free(struct vu *vu)
 		event_free(vu->listen_ev);
 	if (vu->retry_ev)
 		event_free(vu->retry_ev);
+	if (vu->deadline_ev)
+		event_free(vu->deadline_ev);
 	if (vu->listen_fd >= 0) {
 		close(vu->listen_fd);
 		unlink(vu->path);
 	}
+	vu_fd_closer_free(vu);
+	free(vu->mountpoint);
 	free(vu->path);
 	free(vu);
+}
+
+int vu_set_mountpoint(struct vu *vu, const char *mountpoint)
+{
+	char *p = strdup(mountpoint);
+
+	if (!p)
+		return -ENOMEM;
+	free(vu->mountpoint);
+	vu->mountpoint = p;
+	return 0;
 }

@@ -107,6 +107,29 @@ static int vu_msg_check_layout(const struct vu_req *req,
 	return 0;
 }
 
+/* Classify every fd before any other call is made on it (vu.h, "Peer
+ * fds"); one on chanfs's own mount refuses the message. */
+static int vu_msg_classify_fds(struct vu *vu, const struct vu_req *req,
+                               struct vu_msg *m, unsigned nfds)
+{
+	char link[256];
+	unsigned i;
+
+	for (i = 0; i < nfds; i++) {
+		m->fd_kind[i] = (uint8_t)vu_fd_classify(m->fds[i], link,
+		                                        sizeof link);
+		log_debug("vu:    fd %u: %s (%s)", i,
+		          vu_fd_kind_name((enum vu_fd_kind)m->fd_kind[i]),
+		          link);
+		if (m->fd_kind[i] == VU_FD_OTHER && vu_fd_on_mount(vu, link)) {
+			log_warnx("vu: %s: fd %u is on chanfs's own mount "
+			          "(%s): refused", req->name, i, link);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static void vu_msg_trace(const struct vu_req *req, const struct vu_msg *m)
 {
 	struct vu_vring_state s;
@@ -223,6 +246,8 @@ int vu_msg_dispatch(struct vu *vu, int fd, struct vu_msg *m,
 		dropped_fds += nfds - 8;
 		nfds = m->nfds = 8;
 	}
+	for (i = 0; i < 8; i++)
+		m->fd_kind[i] = VU_FD_UNKNOWN;
 	if ((r = vu_msg_check_header(m)) < 0)
 		goto out;
 	if (m->request < VU_REQUEST_MAX && vu_reqs[m->request].name)
@@ -232,6 +257,8 @@ int vu_msg_dispatch(struct vu *vu, int fd, struct vu_msg *m,
 		r = -EINVAL;
 		goto fail;
 	}
+	if ((r = vu_msg_classify_fds(vu, req, m, nfds)) < 0)
+		goto fail;
 	if (!req->fn) {
 		log_warnx("vu: %s: not supported", req->name);
 		r = -ENOTSUP;
@@ -269,8 +296,7 @@ fail:
 	}
 out:
 	for (i = 0; i < nfds; i++) {
-		if (m->fds[i] >= 0)
-			close(m->fds[i]);
+		vu_fd_close(vu, m->fds[i], (enum vu_fd_kind)m->fd_kind[i]);
 		m->fds[i] = -1;
 	}
 	m->nfds = 0;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "chanfs/gmem.h"
 #include "chanfs/vq.h"
@@ -47,6 +48,8 @@ struct vu_rx {
 	struct vu_msg msg;
 };
 
+struct vu_closer;
+
 struct vu {
 	struct loop *loop;
 	const struct vu_device *dev;
@@ -55,14 +58,47 @@ struct vu {
 	int listen_fd;
 	struct event *listen_ev;
 	struct event *retry_ev;  /* re-arms the listener after accept fails */
+	struct event *deadline_ev; /* handshake / partial message timeout */
 	int conn_fd;
+	pid_t peer_pid;          /* SO_PEERCRED of the front-end, 0 unknown */
+	uid_t peer_uid;
+	bool owned;              /* SET_OWNER seen: the front-end is no
+	                            longer presumed stalled */
+	unsigned nmsgs;          /* messages handled on this connection */
 	struct event *conn_ev;
 	struct vu_rx rx;
 	uint64_t features;       /* SET_FEATURES */
 	uint64_t protocol_features;
 	struct gmem mem;
 	struct vu_queue q[VU_MAX_QUEUES];
+	char *mountpoint;        /* chanfs's mount, for log lines; or NULL */
+	struct vu_closer *closer; /* vu_fd.c; started on first use */
 };
+
+/* --- peer fds (vu_fd.c; the rule is in vu.h, "Peer fds") -------------- */
+
+enum vu_fd_kind {
+	VU_FD_UNKNOWN,   /* not looked at yet */
+	VU_FD_EVENTFD,
+	VU_FD_SEALED,    /* memfd/shmem/hugetlbfs with F_SEAL_SHRINK */
+	VU_FD_SHMEM,     /* memfd/shmem/hugetlbfs that may still shrink */
+	VU_FD_KERNEL,    /* a pipe or another anon_inode object */
+	VU_FD_OTHER,     /* anything else: never touched on the loop */
+};
+
+/* What fd is, from readlink(/proc/self/fd/N) (copied into link, len > 1)
+ * and fcntl(F_GET_SEALS): neither reaches the fd's file system. */
+enum vu_fd_kind vu_fd_classify(int fd, char *link, size_t len);
+/* "an eventfd", ... for log lines. */
+const char *vu_fd_kind_name(enum vu_fd_kind k);
+/* True when link (a classified fd's path) lies on chanfs's own mount. */
+bool vu_fd_on_mount(const struct vu *vu, const char *link);
+/* Close a front-end's fd: at once if it is an eventfd, a pipe or a memory
+ * file (VU_FD_UNKNOWN: classified first), else from the closer thread
+ * (started on first use); -1 is ignored. */
+void vu_fd_close(struct vu *vu, int fd, enum vu_fd_kind kind);
+/* Let the closer thread finish what is queued and end (it frees itself). */
+void vu_fd_closer_free(struct vu *vu);
 
 /* --- requests (vu_req.c) and their dispatch (vu_msg.c) --------------- */
 

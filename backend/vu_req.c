@@ -4,6 +4,7 @@
  * and the fd count against vu_reqs before a handler runs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,7 +91,7 @@ static int vu_set_features(struct vu *vu, struct vu_msg *m,
 
 static int vu_set_owner(struct vu *vu, struct vu_msg *m, struct vu_reply *rep)
 {
-	(void)vu;
+	vu->owned = true;
 	(void)m;
 	(void)rep;
 	return 0;
@@ -140,14 +141,24 @@ static int vu_get_queue_num(struct vu *vu, struct vu_msg *m,
 	return 0;
 }
 
-/* A region's fd must really hold the bytes we are told to map: touching a
- * mapping past the end of its file is SIGBUS, not an error we can return.
- * Only regular files (memfd, hugetlbfs, tmpfs, files) have a size to check
- * against, and they are what front-ends share guest memory with. */
-static int vu_mem_check_fd(unsigned i, const struct vu_mem_region *r, int fd)
+/* A region's fd must really hold the bytes we are told to map, and go on
+ * holding them: touching a mapping past the end of its file is SIGBUS, not
+ * an error we can return.  Hence a memory file sealed against shrinking;
+ * only such a file gets fstat (vu.h, "Peer fds"). */
+static int vu_mem_check_fd(unsigned i, const struct vu_mem_region *r, int fd,
+                           enum vu_fd_kind kind)
 {
 	struct stat st;
 
+	if (kind != VU_FD_SEALED) {
+		log_warnx("vu: SET_MEM_TABLE: region %u: fd is %s (a memfd "
+		          "with F_SEAL_SHRINK is required: QEMU's "
+		          "memory-backend-memfd): refused", i,
+		          kind == VU_FD_SHMEM ? "not sealed against shrinking" :
+		          "not a memory file");
+		return -EINVAL;
+	}
+	log_debug("vu:    region %u: seals 0x%x", i, fcntl(fd, F_GET_SEALS));
 	if (fstat(fd, &st) < 0) {
 		log_warn("vu: SET_MEM_TABLE: region %u: fd", i);
 		return -EINVAL;
@@ -189,7 +200,8 @@ static int vu_set_mem_table(struct vu *vu, struct vu_msg *m,
 		log_debug("vu:    region %u gpa 0x%" PRIx64 " size 0x%" PRIx64
 		          " uva 0x%" PRIx64 " offset 0x%" PRIx64, i, mr->gpa,
 		          mr->size, mr->uva, mr->mmap_offset);
-		r = vu_mem_check_fd(i, mr, m->fds[i]);
+		r = vu_mem_check_fd(i, mr, m->fds[i],
+		                    (enum vu_fd_kind)m->fd_kind[i]);
 		if (r == 0)
 			r = gmem_add(&next, mr->gpa, mr->size, mr->uva,
 			             mr->mmap_offset, m->fds[i]);
@@ -334,23 +346,6 @@ static int vu_get_vring_base(struct vu *vu, struct vu_msg *m,
 	return 0;
 }
 
-/* Notification fds must be eventfds: anything else could block the loop,
- * wake it forever (a regular file is always readable) or kill the process
- * with SIGPIPE (a pipe whose reader is gone).  Without /proc we cannot
- * tell, and accept. */
-static bool vu_is_eventfd(int fd)
-{
-	static const char want[] = "anon_inode:[eventfd]";
-	char path[40], link[sizeof want + 1];
-	ssize_t n;
-
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof link);
-	if (n < 0)
-		return true;
-	return (size_t)n == sizeof want - 1 && !memcmp(link, want, (size_t)n);
-}
-
 /* KICK, CALL and ERR share the u64 layout and the fd rule.  Returns the
  * queue, or NULL (logged); *fd is the message's fd (or -1), now the
  * caller's to keep or close. */
@@ -366,15 +361,20 @@ static struct vu_queue *vu_vring_file(struct vu *vu, struct vu_msg *m,
 		          vu_request_name(m->request), v);
 		return NULL;
 	}
-	if (!(v & VU_VRING_NOFD))
-		*fd = vu_msg_take_fd(m, 0);
 	if (!(q = vu_msg_queue(vu, m, v & VU_VRING_IDX_MASK)))
 		return NULL;
-	if (*fd >= 0 && !vu_is_eventfd(*fd)) {
-		log_warnx("vu: %s: queue %u: fd is not an eventfd",
-		          vu_request_name(m->request), q->index);
+	/* Anything but an eventfd could block the loop, wake it forever (a
+	 * regular file is always readable), kill us with SIGPIPE, or be a
+	 * file whose every call waits on a FUSE server (vu.h, "Peer fds");
+	 * it stays in the message for the dispatcher to dispose of. */
+	if (!(v & VU_VRING_NOFD) && m->fd_kind[0] != VU_FD_EVENTFD) {
+		log_warnx("vu: %s: queue %u: fd is not an eventfd (%s)",
+		          vu_request_name(m->request), q->index,
+		          vu_fd_kind_name((enum vu_fd_kind)m->fd_kind[0]));
 		return NULL;
 	}
+	if (!(v & VU_VRING_NOFD))
+		*fd = vu_msg_take_fd(m, 0);
 	return q;
 }
 

@@ -360,6 +360,26 @@ static void fs_status_read(fuse_req_t req, struct fs_file *f, size_t size,
 	fuse_reply_buf(req, f->text + start, size);
 }
 
+/* The kernel lets a direct-io file be mapped MAP_PRIVATE (only MAP_SHARED
+ * gets ENODEV, on 6.1 as on 6.18), and a fault on such a mapping reads
+ * the page through the page cache: from a stream that would eat bytes no
+ * read() ever returns.  Page-cache reads are the ones without a lock
+ * owner (every read() carries its caller's, FUSE_READ_LOCKOWNER); refuse
+ * them, so the fault is SIGBUS for the mapper and the stream is intact. */
+static bool fs_read_from_page_cache(struct fs_file *f, fuse_req_t req,
+                                    const struct fuse_file_info *fi,
+                                    size_t size, off_t off)
+{
+	if (fi->lock_owner != 0)
+		return false;
+	log_warnx("fs: READ %s size %zu offset %lld from the page cache (a "
+	          "private mapping of a stream?): refused",
+	          f->c ? f->c->name : "?", size,
+	          (long long)off);
+	fuse_reply_err(req, EIO);
+	return true;
+}
+
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 struct fuse_file_info *fi)
 {
@@ -370,6 +390,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_status_read(req, f, size, off);
 		return;
 	}
+	if (fs_read_from_page_cache(f, req, fi, size, off))
+		return;
 	/* Parked readers are first in line for the data. */
 	if (TAILQ_EMPTY(&f->reads) && fs_read_now(f, req, size))
 		return;

@@ -97,6 +97,8 @@ struct fs {
 	struct loop *loop;
 	struct chan_set *chans;
 	struct vsock *vsock;
+	void (*status)(void *arg, FILE *out); /* fs_config's */
+	void *status_arg;
 	struct fuse_session *se;
 	struct fuse_buf buf;     /* reused for every request */
 	struct event *fuse_ev;
@@ -132,6 +134,13 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
                  mode_t mode);
 void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                   const char *name);
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                const char *newname);
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  fuse_ino_t newparent, const char *newname,
+                  unsigned int flags);
 /* "vsock/1234" for a node, for log lines. */
 const char *fs_node_path(const struct fs_node *n, char *buf, size_t len);
 

@@ -48,6 +48,9 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.mkdir = fs_op_mkdir,
 	.unlink = fs_op_unlink,
 	.rmdir = fs_op_unlink,
+	.symlink = fs_op_symlink,
+	.link = fs_op_link,
+	.rename = fs_op_rename,
 	.create = fs_op_create,
 	.open = fs_op_open,
 	.read = fs_op_read,
@@ -162,6 +165,8 @@ struct fs *fs_new(struct loop *l, struct chan_set *chans, struct vsock *v,
 	fs->loop = l;
 	fs->chans = chans;
 	fs->vsock = v;
+	fs->status = cfg->status;
+	fs->status_arg = cfg->status_arg;
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->born);

@@ -20,6 +20,8 @@ int fs_status_snapshot(struct fs *fs, char **text, size_t *len)
 		return -errno;
 	fprintf(out, "chanfs %s\n", CHANFS_VERSION);
 	vsock_status(fs->vsock, out);
+	if (fs->status)
+		fs->status(fs->status_arg, out);
 	fprintf(out, "channels %u\n", fs->chans->count);
 	TAILQ_FOREACH(c, &fs->chans->all, link)
 		chan_describe(c, out);

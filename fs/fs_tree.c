@@ -469,3 +469,27 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	fs_refuse_change(req, "UNLINK", parent, name);
 }
+
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                   const char *name)
+{
+	(void)link;
+	fs_refuse_change(req, "SYMLINK", parent, name);
+}
+
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                const char *newname)
+{
+	(void)ino;
+	fs_refuse_change(req, "LINK", newparent, newname);
+}
+
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  fuse_ino_t newparent, const char *newname,
+                  unsigned int flags)
+{
+	(void)newparent;
+	(void)newname;
+	(void)flags;
+	fs_refuse_change(req, "RENAME", parent, name);
+}

@@ -13,6 +13,12 @@
 #include "chanfs/vsock.h"
 #include "chanfs/vu.h"
 
+/* The front-end's line of status. */
+static void main_status(void *arg, FILE *out)
+{
+	vu_status(arg, out);
+}
+
 int main(int argc, char **argv)
 {
 	struct fs_options o;
@@ -46,9 +52,13 @@ int main(int argc, char **argv)
 		vsock_listen(v, o.listen[i]);
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
-		exit(1);	/* vu_new logged why */
+		exit(2);	/* vu_new logged why: a socket-path error */
+	if (vu_set_mountpoint(vu, o.mountpoint) < 0)
+		fatal("out of memory");
 	fc.mountpoint = o.mountpoint;
 	fc.fuse_opts = o.fuse_opts;
+	fc.status = main_status;
+	fc.status_arg = vu;
 	fs = fs_new(l, &chans, v, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;

@@ -285,13 +285,107 @@ static int fs_parse_one(struct fs_options *o, int c, const char *arg)
 	return rc;
 }
 
+/* arg made absolute and cleaned of ".", ".." and repeated slashes by its
+ * text alone: nothing on the way is looked at (malloc'd, or NULL). */
+static char *fs_lexical_path(const char *arg)
+{
+	char cwd[PATH_MAX], *buf, *out, *tok, *save = NULL;
+	size_t n = 0, len;
+
+	if (arg[0] != '/' && !getcwd(cwd, sizeof cwd))
+		return NULL;
+	len = (arg[0] == '/' ? 0 : strlen(cwd)) + strlen(arg) + 2;
+	if (!(buf = malloc(len)) || !(out = malloc(len))) {
+		free(buf);
+		return NULL;
+	}
+	snprintf(buf, len, "%s/%s", arg[0] == '/' ? "" : cwd, arg);
+	for (tok = strtok_r(buf, "/", &save); tok;
+	     tok = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(tok, "."))
+			continue;
+		if (!strcmp(tok, "..")) {
+			while (n > 0 && out[--n] != '/')
+				;
+			continue;
+		}
+		out[n++] = '/';
+		memcpy(out + n, tok, strlen(tok));
+		n += strlen(tok);
+	}
+	if (n == 0)
+		out[n++] = '/';
+	out[n] = 0;
+	free(buf);
+	return out;
+}
+
+/* A mountinfo path field with its octal escapes (\040 for a space)
+ * undone, in place. */
+static void fs_unescape(char *p)
+{
+	char *q = p;
+
+	while (*p) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' &&
+		    p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+			*q++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 |
+			              (p[3] - '0'));
+			p += 4;
+		} else {
+			*q++ = *p++;
+		}
+	}
+	*q = 0;
+}
+
+/* Whether a chanfs is mounted at path, from /proc/self/mountinfo: a stat
+ * would go through that mount and hang with it if its chanfs hangs. */
+static bool fs_chanfs_mounted_at(const char *path)
+{
+	char *line = NULL, *f[5], *save, *sep;
+	size_t cap = 0;
+	bool found = false;
+	FILE *in = fopen("/proc/self/mountinfo", "re");
+	int i;
+
+	if (!in)
+		return false;
+	while (!found && getline(&line, &cap, in) > 0) {
+		/* id parent maj:min root mountpoint ... - fstype source ... */
+		save = NULL;
+		for (i = 0; i < 5; i++)
+			if (!(f[i] = strtok_r(i ? NULL : line, " ", &save)))
+				break;
+		if (i < 5 || !(sep = strstr(save ? save : "", " - ")))
+			continue;
+		fs_unescape(f[4]);
+		found = !strcmp(f[4], path) &&
+		        !strncmp(sep + 3, "fuse.chanfs ", 12);
+	}
+	free(line);
+	fclose(in);
+	return found;
+}
+
 static int fs_parse_mountpoint(struct fs_options *o, const char *arg)
 {
 	struct stat st;
+	char *lex = fs_lexical_path(arg);
+	bool taken = lex && fs_chanfs_mounted_at(lex);
 
+	free(lex);
+	/* Checked before realpath and stat, which would look through it. */
+	if (taken)
+		return fs_bad("mountpoint %s: a chanfs is mounted there already",
+		              arg);
 	o->mountpoint = realpath(arg, NULL);
 	if (!o->mountpoint)
 		return fs_bad("mountpoint %s: %s", arg, strerror(errno));
+	/* And by its real name, reached through a symbolic link. */
+	if (fs_chanfs_mounted_at(o->mountpoint))
+		return fs_bad("mountpoint %s: a chanfs is mounted there already",
+		              arg);
 	if (stat(o->mountpoint, &st) < 0)
 		return fs_bad("mountpoint %s: %s", arg, strerror(errno));
 	if (!S_ISDIR(st.st_mode))

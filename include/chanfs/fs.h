@@ -38,6 +38,11 @@
  *   poll                POLLIN/POLLOUT/POLLERR/POLLHUP as chan_poll()
  *   last close          the connection is shut down in order (data already
  *                       written still reaches the guest first)
+ *   mmap                MAP_SHARED → ENODEV (the kernel, direct-io); the
+ *                       kernel lets MAP_PRIVATE through, but its page-cache
+ *                       reads (no lock owner) are refused EIO, so touching
+ *                       the mapping is SIGBUS and no stream byte is taken
+ *   symlink, link, rename, mknod, create, mkdir, unlink, rmdir → EPERM
  * When the daemon stops, every parked request is answered ECONNRESET.
  */
 #ifndef CHANFS_FS_H
@@ -45,6 +50,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "chanfs/vsock.h"
 
@@ -81,6 +87,10 @@ struct fs_config {
 	const char *mountpoint;   /* absolute path of an existing directory */
 	const char *fuse_opts;    /* extra mount options ("allow_other,..."),
 	                             or NULL */
+	/* Lines of `status` about the transport (the front-end), printed
+	 * after the device's; NULL for none. */
+	void (*status)(void *arg, FILE *out);
+	void *status_arg;
 };
 
 struct fs;

@@ -1,8 +1,13 @@
 /*
  * vu — vhost-user protocol server (back-end side), on the loop.
  *
- * Listens on a UNIX socket (mode 0600) and serves one front-end at a time;
- * while one is connected, further clients wait in the listen backlog.  Every
+ * Listens on a UNIX socket (mode 0600) and serves one front-end at a time.
+ * A second client while one is connected is turned away at once (one log
+ * line) if the connected one has sent SET_OWNER; if it has not, it is
+ * presumed stalled and dropped in favour of the newcomer, so a real VMM
+ * always gets in after a stalled one.  A front-end that has not sent
+ * SET_OWNER 10 s after connecting, or that stops in the middle of a
+ * message for 10 s, is dropped (one log line).  Every
  * message is validated (header, payload size, fd count, queue index, queue
  * size, memory regions) before it is acted on.  A malformed message gets one
  * log line naming the request and what was wrong, then an error reply where
@@ -69,12 +74,42 @@
  * QEMU 7.2 send GET_STATUS at each start and SET_STATUS 0x8 (FEATURES_OK)
  * at the first, and nothing at a stop or a driver reset: no help.
  *
- * SET_MEM_TABLE replaces the whole table (1..8 regions, one fd each,
- * regular files holding every byte mapped).  Rings running at that moment
+ * SET_MEM_TABLE replaces the whole table (1..8 regions, one fd each:
+ * memory files (memfd, shmem, hugetlbfs) sealed with F_SEAL_SHRINK and
+ * holding every byte mapped).  The seal is what makes the size check
+ * last: a file that could shrink after mmap would turn the next guest
+ * access into SIGBUS.  QEMU's memory-backend-memfd seals by default
+ * (seal=on); memory-backend-file (a /dev/shm or hugetlbfs path) cannot be
+ * sealed and is refused with one log line.  Rings running at that moment
  * are stopped first (so the device lets go of every element pointing into
  * the old mappings; chains it had not completed are given back to the
  * driver by vq_stop) and restarted on the new table.  A table that fails
  * to map leaves the old one in place.
+ *
+ * Peer fds.  Nothing a front-end hands over may make chanfs wait, least
+ * of all on itself: an fd on chanfs's own FUSE mount that the loop closed,
+ * fstat'ed or polled would send the request to the loop that is making
+ * the call, and the process would hang for good.  So, for every fd a
+ * message brings:
+ *  - recvmsg only installs it (no call into its file; its buffer holds
+ *    SCM_MAX_FD fds, so the kernel never drops one here, and a dropped one
+ *    would only be released: FUSE's RELEASE does not wait); fds past the 8 a
+ *    message may carry, fds of a message cut short by a disconnect and
+ *    fds of a message that fails before its handler are never looked at:
+ *    they go to the closer thread;
+ *  - before anything else it is classified with readlink(/proc/self/fd/N)
+ *    ("anon_inode:[eventfd]", or its path) and fcntl(F_GET_SEALS), which
+ *    the kernel answers without the fd's file system (vu_fd.c).  An fd
+ *    whose path lies on chanfs's mount refuses the whole message with one
+ *    line naming it;
+ *  - only an eventfd is used as kick, call or error fd (then fcntl
+ *    O_NONBLOCK, epoll, read/write of 8 bytes, close: eventfd's own
+ *    operations, never blocking);
+ *  - only a memory file sealed against shrinking is used as a region
+ *    (then fstat, mmap, close: shmem's or hugetlbfs's, never FUSE);
+ *  - every other fd gets no call at all on the loop: the closer thread
+ *    (one per vu, started on first use) closes it, and may wait there for
+ *    a FLUSH that the loop meanwhile answers.
  *
  * Replies: with REPLY_ACK negotiated, a message with NEED_REPLY that has no
  * reply of its own is answered u64 0 on success, 1 on failure, and the
@@ -88,6 +123,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct loop;
 struct vq;
@@ -128,14 +164,25 @@ struct vu_device {
 
 struct vu;
 
-/* Listen on path (mode 0600; a socket file already there is replaced, any
- * other file makes it fail with EEXIST) and serve dev.  Returns NULL with
- * errno set (and a log line) on failure. */
+/* Listen on path (mode 0600) and serve dev.  A socket file already there
+ * is first connected to: when someone answers (another chanfs) vu_new
+ * fails with EADDRINUSE and leaves it alone; when nobody does, it is
+ * replaced (one log line).  Any other file there makes it fail with
+ * EEXIST.  Returns NULL with errno set (and a log line) on failure. */
 struct vu *vu_new(struct loop *l, const char *path,
                   const struct vu_device *dev, void *ctx);
 /* Drop any front-end (resetting the device), stop listening, unlink the
  * socket path, free. */
 void vu_free(struct vu *vu);
+
+/* Name chanfs's own mount (an absolute path; copied), so that a front-end
+ * fd on it is named as such in the refusal's log line. */
+int vu_set_mountpoint(struct vu *vu, const char *mountpoint);
+
+/* One line on the front-end for `status`: "vhost-user: front-end pid P
+ * uid U, handshake|ready|running, N messages" or "vhost-user: no
+ * front-end, listening on PATH". */
+void vu_status(const struct vu *vu, FILE *out);
 
 /* True while a front-end is connected and the device has been started
  * (at least one queue running). */
@@ -229,6 +276,7 @@ struct vu_msg {
 	uint8_t payload[VU_MAX_PAYLOAD];
 	int fds[8];
 	unsigned nfds;
+	uint8_t fd_kind[8];       /* set by vu when the message is handled */
 };
 
 /* Handle one complete message as if it came from the connected front-end

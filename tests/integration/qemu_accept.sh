@@ -149,7 +149,7 @@ accepted=$(sed -n 's/^chanfs-echodev: vu: <- SET_PROTOCOL_FEATURES //p' "$blog" 
 (( (accepted & 0x200) != 0 )) || fail "QEMU did not accept CONFIG ($accepted)"
 
 # Nothing but traces and the connection notices: no warning, no error.
-bad=$(grep -Ev '^chanfs-echodev: (vu: (<-|->) |vu:    region |vu: queue [0-9]+ (started|stopped)|vu: [^ ]+: front-end (connected|disconnected)$|echodev: (served config|signal))' "$blog")
+bad=$(grep -Ev '^chanfs-echodev: (vu: (<-|->) |vu:    (region|fd) |vu: queue [0-9]+ (started|stopped)|vu: [^ ]+: front-end (connected \(pid [0-9]+, uid [0-9]+\)|disconnected)$|echodev: (served config|signal))' "$blog")
 [ -z "$bad" ] || fail "back-end logged: $bad"
 
 echo "PASS: QEMU $($QEMU --version | head -1 | sed 's/.*version //') accepted the back-end"

@@ -9,6 +9,7 @@
  * version instead.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -322,9 +323,10 @@ static void regions_that_cannot_be_mapped_are_rejected(void **state)
 	close(pfd[0]);
 	close(pfd[1]);
 
-	small = memfd_create("small", MFD_CLOEXEC);
+	small = memfd_create("small", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(small >= 0);
 	assert_int_equal(ftruncate(small, 1 << 20), 0);
+	assert_int_equal(fcntl(small, F_ADD_SEALS, F_SEAL_SHRINK), 0);
 	v = engine_connect_until(p, VU_SET_MEM_TABLE, 0);
 	vmm_mem_regions(v, t.r, 1);
 	expect_rejected(p, v, "a region larger than its 1 MiB file",

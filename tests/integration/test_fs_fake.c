@@ -376,7 +376,7 @@ static void on_call(evutil_socket_t fd, short what, void *arg)
  * well (and, in a sanitizer build, nothing leaked). */
 static void child_main(pid_t parent)
 {
-	struct fs_config cfg;
+	struct fs_config cfg = { 0 };
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)

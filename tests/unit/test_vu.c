@@ -227,9 +227,10 @@ static int fx_setup(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 	                            f->sv), 0);
 	assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
-	f->memfd = memfd_create("guest", MFD_CLOEXEC);
+	f->memfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(f->memfd >= 0);
 	assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
+	assert_int_equal(fcntl(f->memfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
 	f->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 	              f->memfd, 0);
 	assert_true(f->mem != MAP_FAILED);
@@ -1045,6 +1046,27 @@ static void test_region_fd_that_is_not_memory_is_rejected(void **state)
 	expect_nack(f, VU_SET_MEM_TABLE, r, &c, "not a memory file");
 }
 
+static void test_region_memfd_that_may_shrink_is_rejected(void **state)
+{
+	struct fx *f = *state;
+	struct vu_mem_table t = { .nregions = 1 };
+	struct vu_msg *m;
+	struct logcap c;
+	int r, fd = memfd_create("unsealed", MFD_CLOEXEC);
+
+	/* big enough, but it could be cut short after the mmap: SIGBUS */
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 0x1000), 0);
+	enable_reply_ack(f);
+	t.r[0] = (struct vu_mem_region){ 0, 0x1000, UVA_BASE, 0 };
+	m = msg_new(VU_SET_MEM_TABLE, VU_FLAG_NEED_REPLY, &t, 40);
+	m->fds[0] = fd;
+	m->nfds = 1;
+	log_capture(&c);
+	r = send_msg(f, m);
+	expect_nack(f, VU_SET_MEM_TABLE, r, &c, "not sealed against shrinking");
+}
+
 static void test_rejected_mem_table_keeps_the_old_one(void **state)
 {
 	struct fx *f = *state;
@@ -1471,21 +1493,41 @@ static uint64_t sreply_u64(int fd, uint32_t req)
 	return v;
 }
 
-static void test_socket_is_private_and_replaced_when_stale(void **state)
+static void test_socket_is_private_kept_while_live_replaced_when_stale(
+	void **state)
 {
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct logcap c;
 	struct sfx s;
 	struct stat st;
 	struct vu *again;
+	int fd;
 
 	(void)state;
 	sfx_open(&s);
 	assert_int_equal(stat(s.path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0600);
-	/* A second server on the same path replaces the socket file. */
+	/* A second server on a live socket leaves it alone. */
+	log_capture(&c);
 	again = vu_new(s.loop, s.path, &tdev_desc, &s.dev);
-	assert_non_null(again);
-	vu_free(again);
+	assert_int_equal(errno, EADDRINUSE);
+	assert_int_equal(log_release(&c, "is listening there"), 1);
+	assert_null(again);
+	turn(&s);
+	sfx_close(&s);
+	/* A socket file nobody answers on is replaced, with a line. */
+	assert_non_null(mkdtemp(strcpy(s.dir, "/tmp/test_vu.XXXXXX")));
+	snprintf(s.path, sizeof s.path, "%s/sock", s.dir);
+	strcpy(sa.sun_path, s.path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	close(fd);
+	s.loop = loop_new();
+	log_capture(&c);
+	s.vu = vu_new(s.loop, s.path, &tdev_desc, &s.dev);
+	assert_int_equal(log_release(&c, "replacing a stale socket"), 1);
+	assert_non_null(s.vu);
 	sfx_close(&s);
 }
 
@@ -1555,27 +1597,31 @@ static void test_messages_split_across_reads_are_reassembled(void **state)
 	sfx_close(&s);
 }
 
-static void test_one_front_end_at_a_time_and_fds_released_on_disconnect(
+/* fd is the front-end being served: GET_QUEUE_NUM gets its answer. */
+static bool served(struct sfx *s, int fd)
+{
+	uint8_t buf[16];
+	size_t len = wire(buf, VU_GET_QUEUE_NUM, NULL, 0);
+
+	ssend(fd, buf, len, NULL, 0);
+	turn(s);
+	return sreply_u64(fd, VU_GET_QUEUE_NUM) == 2;
+}
+
+static void test_a_stalled_front_end_gives_way_an_owner_does_not(
 	void **state)
 {
 	struct sfx s;
 	uint8_t buf[64];
 	size_t len;
-	int a, b, before;
+	int a, b, c, before;
 
 	(void)state;
 	sfx_open(&s);
 	before = count_fds();
 	a = sconnect(&s);
 	turn(&s);
-	b = sconnect(&s); /* waits in the backlog */
-	turn(&s);
-	len = wire(buf, VU_GET_QUEUE_NUM, NULL, 0);
-	ssend(b, buf, len, NULL, 0);
-	turn(&s);
-	assert_int_equal(recv(b, buf, sizeof buf, MSG_DONTWAIT), -1);
-	assert_int_equal(errno, EAGAIN);
-	/* a leaves fds behind in vu (call fds), then goes */
+	/* a leaves fds behind in vu (call fds) but never sends SET_OWNER */
 	{
 		uint64_t v = 0;
 		int efd = new_eventfd();
@@ -1585,11 +1631,23 @@ static void test_one_front_end_at_a_time_and_fds_released_on_disconnect(
 		close(efd);
 		turn(&s);
 	}
-	close(a);
+	b = sconnect(&s);
 	turn(&s);
+	/* a is presumed stalled: dropped (device reset), b is served */
 	assert_int_equal(s.dev.resets, 1);
-	/* now b is served */
-	assert_int_equal(sreply_u64(b, VU_GET_QUEUE_NUM), 2);
+	assert_int_equal(recv(a, buf, sizeof buf, MSG_DONTWAIT), 0);
+	close(a);
+	assert_true(served(&s, b));
+	/* once b is the owner, a newcomer is turned away and b stays */
+	len = wire(buf, VU_SET_OWNER, NULL, 0);
+	ssend(b, buf, len, NULL, 0);
+	turn(&s);
+	c = sconnect(&s);
+	turn(&s);
+	assert_int_equal(recv(c, buf, sizeof buf, MSG_DONTWAIT), 0);
+	close(c);
+	assert_true(served(&s, b));
+	assert_int_equal(s.dev.resets, 1);
 	close(b);
 	turn(&s);
 	assert_int_equal(count_fds(), before);
@@ -1738,6 +1796,7 @@ int main(void)
 		T(test_overlapping_regions_are_rejected),
 		T(test_region_past_the_end_of_its_fd_is_rejected),
 		T(test_region_fd_that_is_not_memory_is_rejected),
+		T(test_region_memfd_that_may_shrink_is_rejected),
 		T(test_rejected_mem_table_keeps_the_old_one),
 		T(test_queue_index_out_of_range_is_rejected),
 		T(test_get_vring_base_out_of_range_drops_connection),
@@ -1756,10 +1815,10 @@ int main(void)
 		T(test_running_ring_accepts_same_addresses_and_new_call_fd),
 #undef T
 #define S(name) cmocka_unit_test_teardown(name, plain_teardown)
-		S(test_socket_is_private_and_replaced_when_stale),
+		S(test_socket_is_private_kept_while_live_replaced_when_stale),
 		S(test_socket_refuses_to_replace_a_regular_file),
 		S(test_messages_split_across_reads_are_reassembled),
-		S(test_one_front_end_at_a_time_and_fds_released_on_disconnect),
+		S(test_a_stalled_front_end_gives_way_an_owner_does_not),
 		S(test_disconnect_mid_message_is_logged_and_resets),
 		S(test_too_many_fds_on_one_message_are_closed_and_rejected),
 		S(test_oversized_header_on_the_socket_drops_the_connection),

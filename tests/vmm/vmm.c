@@ -3,6 +3,7 @@
  * QEMU 7.2's order (see vmm.h for the list and where it comes from).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +29,15 @@
 
 static int vmm_mem_create(struct vmm *v)
 {
-	v->memfd = memfd_create("vmm-guest", MFD_CLOEXEC);
+	v->memfd = memfd_create("vmm-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (v->memfd < 0)
 		return -errno;
 	if (ftruncate(v->memfd, (off_t)v->size) < 0)
+		return -errno;
+	/* As QEMU's memory-backend-memfd does (seal=on by default). */
+	if (!v->o.unsealed &&
+	    fcntl(v->memfd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK |
+	          F_SEAL_SEAL) < 0)
 		return -errno;
 	v->base = mmap(NULL, v->size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	               v->memfd, 0);

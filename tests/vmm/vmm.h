@@ -97,6 +97,8 @@ struct vmm_opts {
 	int timeout_ms;        /* waiting for the socket file to appear and
 	                          for each reply; 0 → 10000 */
 	bool verbose;          /* trace every message on stderr */
+	bool unsealed;         /* guest memory without QEMU's seals (grow,
+	                          shrink, seal): hostile tests */
 };
 
 struct vmm;
