@@ -299,6 +299,10 @@ if ((check)); then
 		say "FAILED: a clean shutdown"
 		exit_status=1
 	fi
+	if grep -q -e 'Sanitizer' -e 'runtime error:' "$run/chanfs.log"; then
+		say "FAILED: chanfs's log has a sanitizer report"
+		exit_status=1
+	fi
 	((exit_status == 0)) || failed=1
 	exit "$exit_status"
 fi
