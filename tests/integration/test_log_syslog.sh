@@ -26,17 +26,20 @@ if [ "${CHANFS_SYSLOG_NS:-}" != inside ]; then
 fi
 
 tmp=$(mktemp -d /tmp/chanfs-syslog.XXXXXX) || exit 1
+# The real /dev is bound here: only ever rmdir'ed, never removed with -r.
+olddev=$(mktemp -d /tmp/chanfs-syslog-dev.XXXXXX) || exit 1
 listener=
 cleanup() {
 	# An unmount ends the daemon whether or not we learnt its pid.
-	umount "$tmp/mnt" 2>/dev/null
+	umount "$tmp/mnt" 2>/dev/null || umount -l "$tmp/mnt" 2>/dev/null
 	[ -n "$listener" ] && kill "$listener" 2>/dev/null
-	umount /dev/null /dev/fuse /dev 2>/dev/null
-	umount -R "$tmp/dev" 2>/dev/null
+	umount -l /dev 2>/dev/null
+	umount -l -R "$olddev" 2>/dev/null
+	rmdir "$olddev"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-mkdir "$tmp/mnt" "$tmp/dev"
+mkdir "$tmp/mnt"
 . "$(dirname "$0")/tap.sh"
 
 # wait_for PATTERN: up to 10 s for a line matching the extended regular
@@ -51,11 +54,11 @@ wait_for() {
 	return 1
 }
 
-mount --rbind /dev "$tmp/dev" &&
+mount --rbind /dev "$olddev" &&
 mount -t tmpfs -o mode=755 tmpfs /dev &&
 touch /dev/null /dev/fuse &&
-mount --bind "$tmp/dev/null" /dev/null &&
-mount --bind "$tmp/dev/fuse" /dev/fuse || {
+mount --bind "$olddev/null" /dev/null &&
+mount --bind "$olddev/fuse" /dev/fuse || {
 	echo "Bail out! cannot set up a private /dev"
 	exit 1
 }
