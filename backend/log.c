@@ -3,13 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "chanfs/log.h"
 
-/* Logging is process-wide by nature (stderr); these two are set once at
- * startup and only read afterwards. */
+/* Logging is process-wide by nature (stderr or syslog); these are set once
+ * at startup and only read afterwards. */
 static const char *log_prog = "chanfs";
 static bool log_dbg;
+static bool log_sys;
 
 void log_init(const char *prog, bool debug)
 {
@@ -18,18 +20,34 @@ void log_init(const char *prog, bool debug)
 	log_dbg = debug;
 }
 
+void log_to_syslog(void)
+{
+	/* LOG_NDELAY: connect now; without a log socket glibc tries again
+	 * at every line, so a journal started later still gets them. */
+	openlog(log_prog, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_sys = true;
+}
+
 bool log_debug_enabled(void)
 {
 	return log_dbg;
 }
 
-static void log_vline(const char *fmt, va_list ap, int err)
+static void log_vline(int prio, const char *fmt, va_list ap, int err)
 {
 	char line[1024];
 	int n = vsnprintf(line, sizeof line, fmt, ap);
 
 	if (n < 0)
 		return;
+	if (log_sys) {
+		/* syslog's ident and pid take the place of the prefix. */
+		if (err)
+			syslog(prio, "%s: %s", line, strerror(err));
+		else
+			syslog(prio, "%s", line);
+		return;
+	}
 	if (err)
 		fprintf(stderr, "%s: %s: %s\n", log_prog, line, strerror(err));
 	else
@@ -42,7 +60,7 @@ void log_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vline(fmt, ap, err);
+	log_vline(LOG_WARNING, fmt, ap, err);
 	va_end(ap);
 	errno = err;
 }
@@ -52,7 +70,7 @@ void log_warnx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vline(fmt, ap, 0);
+	log_vline(LOG_WARNING, fmt, ap, 0);
 	va_end(ap);
 }
 
@@ -61,7 +79,7 @@ void log_info(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vline(fmt, ap, 0);
+	log_vline(LOG_INFO, fmt, ap, 0);
 	va_end(ap);
 }
 
@@ -72,7 +90,7 @@ void log_debug(const char *fmt, ...)
 	if (!log_dbg)
 		return;
 	va_start(ap, fmt);
-	log_vline(fmt, ap, 0);
+	log_vline(LOG_DEBUG, fmt, ap, 0);
 	va_end(ap);
 }
 
@@ -82,7 +100,7 @@ void fatal(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vline(fmt, ap, err);
+	log_vline(LOG_ERR, fmt, ap, err);
 	va_end(ap);
 	exit(1);
 }
@@ -92,7 +110,7 @@ void fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vline(fmt, ap, 0);
+	log_vline(LOG_ERR, fmt, ap, 0);
 	va_end(ap);
 	exit(1);
 }

@@ -40,6 +40,14 @@ if ((EUID != 0)); then
 	fi
 	sudo=(sudo)
 fi
+# This release's own suites win even where apt knows others (testing,
+# backports): otherwise a newer version elsewhere is taken, and half of
+# another release with it.
+pin=()
+codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+if [[ -n "$codename" ]]; then
+	pin=(-o "APT::Default-Release=/^$codename(-security|-updates)?\$/")
+fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
-"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${pin[@]}" "${missing[@]}"

@@ -211,6 +211,8 @@ int fs_daemonize(struct fs *fs, bool foreground)
 		return 0;
 	if (fuse_daemonize(0) != 0)
 		return -EIO;
+	/* stderr is /dev/null now. */
+	log_to_syslog();
 	/* The child carries on with the parent's event base. */
 	if (event_reinit(loop_base(fs->loop)) < 0)
 		return -EIO;

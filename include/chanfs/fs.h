@@ -104,8 +104,8 @@ struct fs;
 struct fs *fs_new(struct loop *l, struct chan_set *chans, struct vsock *v,
                   const struct fs_config *cfg);
 /* Unless foreground, detach from the terminal (fuse_daemonize: stdio goes
- * to /dev/null, so later log lines are lost; run with -f to keep them)
- * and re-initialise the loop after the fork.  Returns 0 or -errno. */
+ * to /dev/null, so later log lines go to syslog: log_to_syslog) and
+ * re-initialise the loop after the fork.  Returns 0 or -errno. */
 int fs_daemonize(struct fs *fs, bool foreground);
 /* True when the loop stopped because the file system was unmounted from
  * outside (rather than by a signal). */

@@ -1,5 +1,6 @@
 /*
- * log — one line per event on stderr.
+ * log — one line per event: on stderr ("chanfs: LINE"), or, once the daemon
+ * is in the background (stderr is /dev/null then), on syslog.
  *
  * Every rejection of outside input logs exactly one line that names what was
  * wrong and where it came from ("vu: SET_VRING_NUM: queue 3 out of range").
@@ -12,6 +13,12 @@
 
 /* Set the program name used as line prefix and whether debug lines print. */
 void log_init(const char *prog, bool debug);
+/* From now on send every line to syslog instead of stderr: facility
+ * LOG_DAEMON, ident the program name, with the pid (the journal catches
+ * it); the same text without the "chanfs: " prefix.  Priorities: log_warn,
+ * log_warnx LOG_WARNING; log_info LOG_INFO; log_debug LOG_DEBUG; fatal,
+ * fatalx LOG_ERR.  Call once, after going to the background. */
+void log_to_syslog(void);
 /* True when debug lines are enabled (lets callers skip building traces). */
 bool log_debug_enabled(void);
 

@@ -13,18 +13,7 @@ tmp=$(mktemp -d /tmp/chanfs-cli.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/mnt"
 sock=$tmp/vsock.sock
-fails=0
-n=0
-
-report() {
-	n=$((n + 1))
-	if [ "$1" = ok ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		fails=$((fails + 1))
-	fi
-}
+. "$(dirname "$0")/tap.sh"
 
 # expect_bad WHAT TEXT ARGS...: exit 2, exactly one stderr line containing
 # TEXT, empty stdout, no socket left, nothing mounted.
@@ -107,5 +96,4 @@ else
 	report fail "-V prints one version line and exits 0"
 fi
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_end

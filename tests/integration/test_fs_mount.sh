@@ -29,17 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fails=0
-n=0
-report() {
-	n=$((n + 1))
-	if [ "$1" = ok ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		fails=$((fails + 1))
-		[ -f "$tmp/log" ] && sed 's/^/#   /' "$tmp/log"
-	fi
+. "$(dirname "$0")/tap.sh"
+tap_on_fail() {
+	[ -f "$tmp/log" ] && sed 's/^/#   /' "$tmp/log"
 }
 check() {	# check WHAT COMMAND...
 	what=$1
@@ -182,5 +174,4 @@ fusermount3 -u "$mnt"
 check "fusermount3 -u ends the background daemon (its socket goes)" \
 	until_true sh -c "[ ! -e '$sock' ]"
 
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_end

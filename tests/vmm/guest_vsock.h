@@ -124,6 +124,11 @@ struct guest_conn {
 	bool ignore_credit;         /* misbehave: send beyond credit */
 	/* shutdown */
 	uint32_t peer_shutdown;     /* VIRTIO_VSOCK_SHUTDOWN_* received */
+	/* An RST came while received data was still unread: as Linux's
+	 * virtio_transport_do_close, that data stays readable and the
+	 * connection ends once it is read (CLOSED if the peer had shut down
+	 * both ways before its RST, else RESET). */
+	bool peer_rst, peer_rst_orderly;
 	uint32_t shutdown;          /* VIRTIO_VSOCK_SHUTDOWN_* sent */
 	/* timers (monotonic ms, 0: none) */
 	uint64_t deadline;          /* connect or close timeout */

@@ -145,6 +145,14 @@ void guest_conn_finish(struct guest_conn *c, enum guest_conn_state st,
 	TAILQ_INSERT_TAIL(&g->dead, c, dlink);
 }
 
+void guest_conn_end_rst(struct guest_conn *c)
+{
+	if (c->peer_rst && !c->peer_rst_orderly)
+		guest_conn_finish(c, GUEST_CONN_RESET, ECONNRESET);
+	else
+		guest_conn_finish(c, GUEST_CONN_CLOSED, 0);
+}
+
 const char *guest_conn_state_name(const struct guest_conn *c)
 {
 	switch (c->state) {
@@ -305,9 +313,10 @@ void guest_conn_close(struct guest_conn *c)
 		break;
 	case GUEST_CONN_ESTABLISHED:
 		if (c->peer_shutdown == GUEST_SHUTDOWN_BOTH) {
-			/* The peer is done both ways: nothing to wait for. */
+			/* The peer is done both ways: nothing to wait for
+			 * (Linux answers RST even after the peer's RST). */
 			guest_conn_ctl(c, VIRTIO_VSOCK_OP_RST, 0);
-			guest_conn_finish(c, GUEST_CONN_CLOSED, 0);
+			guest_conn_end_rst(c);
 			break;
 		}
 		c->shutdown = GUEST_SHUTDOWN_BOTH;
@@ -544,6 +553,9 @@ void guest_conns_run(struct guest *g)
 		c->dirty = false;
 		if (c->ops && c->ops->pump)
 			c->ops->pump(c);
+		/* What came before the peer's RST is read: now it ends. */
+		if (c->peer_rst && !c->dead && !c->rxq.len)
+			guest_conn_end_rst(c);
 	}
 }
 

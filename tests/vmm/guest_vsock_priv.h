@@ -104,6 +104,9 @@ void guest_conn_dirty(struct guest_conn *c);
 /* The connection is over: out of the table now, done() at the step's end. */
 void guest_conn_finish(struct guest_conn *c, enum guest_conn_state st,
                        int err);
+/* End c after the peer's RST (peer_rst: CLOSED or RESET as it says;
+ * else CLOSED). */
+void guest_conn_end_rst(struct guest_conn *c);
 /* Send a header-only packet for c (our credit in it). */
 void guest_conn_ctl(struct guest_conn *c, uint16_t op, uint32_t flags);
 /* RST in answer to a packet that belongs to no connection. */

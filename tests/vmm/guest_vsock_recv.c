@@ -112,6 +112,18 @@ static void guest_recv_established(struct guest_conn *c,
 		break;
 	case VIRTIO_VSOCK_OP_RST:
 		g->st.rst_recv++;
+		if (c->peer_rst)
+			break;
+		if (c->rxq.len) {
+			/* Often in the same batch as the last data and the
+			 * peer's SHUTDOWN: Linux keeps the data readable. */
+			c->peer_rst = true;
+			c->peer_rst_orderly =
+				c->peer_shutdown == GUEST_SHUTDOWN_BOTH;
+			c->peer_shutdown = GUEST_SHUTDOWN_BOTH;
+			guest_conn_dirty(c);
+			break;
+		}
 		guest_conn_finish(c, GUEST_CONN_RESET, ECONNRESET);
 		break;
 	default:
