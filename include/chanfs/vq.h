@@ -38,6 +38,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/uio.h>
 
 #include "chanfs/gmem.h"
@@ -86,6 +87,17 @@ struct vq {
 	bool batch_open;
 	uint16_t batch_slot;      /* used idx of the batch's first buffer */
 	uint32_t batch_id, batch_len; /* the batch's last buffer so far */
+	/* What the driver negotiated and how the ring was used (for status;
+	 * zeroed by vq_init, kept across restarts). */
+	uint64_t features;        /* as given to the last vq_start */
+	uint64_t buffers_used;    /* buffers marked used, in order */
+	uint64_t used_entries;    /* used ring entries written: equal to
+	                             buffers_used without IN_ORDER, one per
+	                             batch with it */
+	uint32_t max_chain_descs; /* largest chain popped: descriptors
+	                             (an indirect table's entries counted,
+	                             not the descriptor pointing to it) */
+	uint32_t max_chain_bytes; /* ... and bytes (readable + writable) */
 };
 
 /* Prepare an idle queue named name (the string must outlive the vq). */
@@ -134,6 +146,10 @@ int vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
  * nothing when nothing new was written.  Returns true if it signalled (an
  * 8-byte write of 1). */
 bool vq_flush(struct vq *vq);
+
+/* One line of text for status: the negotiated features, whether IN_ORDER
+ * is on, buffers used vs used entries written, the largest chain. */
+void vq_status(const struct vq *vq, FILE *out);
 
 /* Ask the driver not to kick (we are draining the ring).  With EVENT_IDX
  * this writes nothing: avail_event simply stays behind. */
