@@ -158,6 +158,11 @@ e2e_init() {
 	}
 	KERNEL=$image/vmlinux
 	INITRD=$image/initramfs.cpio
+	# What had to be built this time, and how long it took.
+	grep -h -E '^(qemu|image): .*( in [0-9]+ s|new tree)' "$E2E_DIR"/stack.log \
+		"$E2E_DIR/image.log" 2>/dev/null | while read -r line; do
+		e2e_log "$line"
+	done
 	# shellcheck source=/dev/null
 	. "$image/kernel.env"
 	e2e_log "stack $E2E_STACK: $("$QEMU" --version | head -n 1)," \
