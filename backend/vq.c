@@ -413,8 +413,13 @@ int vq_pop(struct vq *vq, struct vq_elem *e)
 	if (seq < 0)
 		return 0;
 	e->seq = (uint32_t)seq;
+	/* A driver infers, for a buffer it skips, the length it posted over
+	 * ALL descriptors: a buffer with both parts must end its batch, and
+	 * no len can equal UINT32_MAX here (out_len > 0 keeps in_len below
+	 * it). */
 	if (vq->in_lens)
-		vq->in_lens[e->seq & (vq->num - 1)] = e->in_len;
+		vq->in_lens[e->seq & (vq->num - 1)] =
+			e->out_len && e->in_len ? UINT32_MAX : e->in_len;
 	vq->last_avail++;
 	return 1;
 }

@@ -23,11 +23,15 @@
  *
  * VIRTIO_F_IN_ORDER: used entries are coalesced per batch.  Between two
  * vq_flush() calls, consecutive completions form one batch as long as every
- * element but the last was written in full (len == in_len); the batch is
+ * element but the last was written in full (len == in_len) and is not made
+ * of both device-readable and device-writable descriptors; the batch is
  * written as ONE used entry, in the used ring slot of the batch's first
  * buffer, carrying the id and len of its last buffer, and used->idx advances
- * by the number of buffers in the batch.  A driver infers len == in_len for
- * the buffers it skipped (this is what Linux's in-order split ring does).
+ * by the number of buffers in the batch.  Linux's in-order split ring
+ * (>= 7.0) reads that one entry, returns every buffer before the one whose
+ * head equals its id with the length it posted (all its descriptors
+ * summed: in_len for a writable buffer, out_len for a readable one, whose
+ * len is ignored), and ends the batch at that head.
  *
  * EVENT_IDX: used_event decides whether vq_flush signals the call eventfd;
  * vq_enable_notify writes avail_event.  Without it, the avail flag

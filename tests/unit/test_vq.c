@@ -535,6 +535,40 @@ static void vq_in_order_linux_driver_infers_posted_length_for_skipped_tx(void **
 	assert_int_equal(r->vq.buffers_used, 3);
 }
 
+static void vq_in_order_linux_driver_reads_mixed_buffers_right(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct drv d = { 0 };
+	uint32_t len;
+	uint16_t head, k;
+
+	/* Buffers with a readable and a writable part (one indirect table
+	 * each, as Linux posts them), all written in full: the driver would
+	 * infer out_len + in_len for a skipped one, so none may be skipped. */
+	ring_start(f, r, "req", RING1, 8, F_INORDER | F_INDIRECT, 0);
+	for (k = 0; k < 3; k++) {
+		struct vring_desc *t = table_at(f, IND + k * 0x20ULL, 2);
+
+		set_desc(t, 0, DATA + k * 0x100ULL, 16, R | N, 1);
+		set_desc(t, 1, DATA + k * 0x100ULL + 0x80, 64, W, 0);
+		set_desc(r->desc, k, IND + k * 0x20ULL, 2 * 16, I, 0);
+		d.total_len[k] = 16 + 64;
+		post(r, k);
+	}
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[k], 64), 0);
+	vq_flush(&r->vq);
+	for (k = 0; k < 3; k++) {
+		assert_true(drv_get(r, &d, &head, &len));
+		assert_int_equal(head, k);
+		assert_int_equal(len, 64);
+	}
+	assert_int_equal(r->vq.used_entries, 3);
+}
+
 /* ---- counters for status ------------------------------------------- */
 
 static void vq_counts_buffers_used_entries_and_the_largest_chain(void **state)
@@ -557,8 +591,9 @@ static void vq_counts_buffers_used_entries_and_the_largest_chain(void **state)
 	for (k = 0; k < 4; k++)
 		assert_int_equal(vq_push(&r->vq, f->e[k], f->e[k]->in_len), 0);
 	vq_flush(&r->vq);
+	/* The mixed chain ends its own batch; the three others share one. */
 	assert_int_equal(r->vq.buffers_used, 4);
-	assert_int_equal(r->vq.used_entries, 1);
+	assert_int_equal(r->vq.used_entries, 2);
 	assert_int_equal(r->vq.max_chain_descs, 3);
 	assert_int_equal(r->vq.max_chain_bytes, 64);
 	assert_int_equal(r->vq.features, F_INORDER | F_EVENT);
@@ -568,7 +603,7 @@ static void vq_counts_buffers_used_entries_and_the_largest_chain(void **state)
 	vq_status(&r->vq, out);
 	fclose(out);
 	assert_string_equal(text, "ring rx: features 0x820000000, IN_ORDER "
-	                    "on, 4 buffers used in 1 used entries, largest "
+	                    "on, 4 buffers used in 2 used entries, largest "
 	                    "chain 3 descriptors 64 bytes\n");
 
 	/* Without IN_ORDER every buffer is its own entry. */
@@ -820,6 +855,7 @@ int main(void)
 		T(vq_in_order_batch_slot_wraps_with_the_used_index),
 		T(vq_in_order_linux_driver_reads_every_length_written),
 		T(vq_in_order_linux_driver_infers_posted_length_for_skipped_tx),
+		T(vq_in_order_linux_driver_reads_mixed_buffers_right),
 		T(vq_counts_buffers_used_entries_and_the_largest_chain),
 		T(vq_event_idx_signals_only_once_used_event_is_passed),
 		T(vq_event_idx_ignores_the_no_interrupt_flag),
