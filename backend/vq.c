@@ -111,6 +111,7 @@ int vq_start(struct vq *vq, const struct gmem *mem, uint16_t num,
 	 * is then never mistaken for an outstanding one. */
 	inorder_reset(&vq->order, vq->next_seq);
 	vq->in_order = features & VBIT(VIRTIO_F_IN_ORDER_BIT);
+	vq->features = features;
 	vq->in_lens = NULL;
 	if (vq->in_order) {
 		vq->in_lens = calloc(num, sizeof *vq->in_lens);
@@ -153,6 +154,7 @@ static void vq_batch_close(struct vq *vq)
 	u->id = htole32(vq->batch_id);
 	u->len = htole32(vq->batch_len);
 	vq->batch_open = false;
+	vq->used_entries++;
 }
 
 static void vq_publish(struct vq *vq)
@@ -249,7 +251,7 @@ static int vq_walk(struct vq *vq, uint16_t head, struct vq_elem *e)
 	struct vq_table t = { .desc = vq->desc, .size = vq->num };
 	struct iovec tiov[GMEM_MAX_REGIONS];
 	struct vq_desc d;
-	uint32_t i = head, seen = 0;
+	uint32_t i = head, seen = 0, ndesc = 0;
 	uint64_t total = 0;
 	uint32_t out_len = 0, in_len = 0;
 	unsigned niov = 0, nout = 0;
@@ -319,6 +321,7 @@ static int vq_walk(struct vq *vq, uint16_t head, struct vq_elem *e)
 			         "a device-writable one", head, what, i);
 			return -EIO;
 		}
+		ndesc++;
 		total += d.len;
 		if (total > UINT32_MAX) {
 			vq_break(vq, "head %u: %s %u: len %u makes the chain "
@@ -364,6 +367,10 @@ static int vq_walk(struct vq *vq, uint16_t head, struct vq_elem *e)
 	e->id = head;
 	e->out_len = out_len;
 	e->in_len = in_len;
+	if (ndesc > vq->max_chain_descs)
+		vq->max_chain_descs = ndesc;
+	if (total > vq->max_chain_bytes)
+		vq->max_chain_bytes = (uint32_t)total;
 	e->out_num = nout;
 	e->in_num = niov - nout;
 	return 0;
@@ -406,8 +413,13 @@ int vq_pop(struct vq *vq, struct vq_elem *e)
 	if (seq < 0)
 		return 0;
 	e->seq = (uint32_t)seq;
+	/* A driver infers, for a buffer it skips, the length it posted over
+	 * ALL descriptors: a buffer with both parts must end its batch, and
+	 * no len can equal UINT32_MAX here (out_len > 0 keeps in_len below
+	 * it). */
 	if (vq->in_lens)
-		vq->in_lens[e->seq & (vq->num - 1)] = e->in_len;
+		vq->in_lens[e->seq & (vq->num - 1)] =
+			e->out_len && e->in_len ? UINT32_MAX : e->in_len;
 	vq->last_avail++;
 	return 1;
 }
@@ -421,11 +433,13 @@ static void vq_used_write(void *arg, uint32_t seq, uint32_t id, uint32_t len,
 	struct vring_used_elem *u;
 
 	(void)last; /* IN_ORDER batches end at vq_flush, not per run */
+	vq->buffers_used++;
 	if (!vq->in_order) {
 		u = &vq->used->ring[vq->used_idx & (vq->num - 1)];
 		u->id = htole32(id);
 		u->len = htole32(len);
 		vq->used_idx++;
+		vq->used_entries++;
 		return;
 	}
 	if (!vq->batch_open) {
@@ -506,6 +520,15 @@ bool vq_flush(struct vq *vq)
 	if (!need || vq->call_fd < 0)
 		return false;
 	return vq_signal(vq);
+}
+
+void vq_status(const struct vq *vq, FILE *out)
+{
+	fprintf(out, "ring %s: features 0x%" PRIx64 ", IN_ORDER %s, %" PRIu64
+	        " buffers used in %" PRIu64 " used entries, largest chain %"
+	        PRIu32 " descriptors %" PRIu32 " bytes\n", vq->name,
+	        vq->features, vq->in_order ? "on" : "off", vq->buffers_used,
+	        vq->used_entries, vq->max_chain_descs, vq->max_chain_bytes);
 }
 
 void vq_disable_notify(struct vq *vq)

@@ -407,6 +407,7 @@ void vsock_status(const struct vsock *v, FILE *out)
 {
 	const struct vsock_listener *l;
 	const struct vsock_conn *c;
+	unsigned q;
 
 	fprintf(out, "vsock: %s, guest cid %llu, features stream, "
 	        "%u connections, window %u\n", vsock_dev_state(v),
@@ -418,6 +419,12 @@ void vsock_status(const struct vsock *v, FILE *out)
 	        (unsigned long long)v->pkts_rejected,
 	        (unsigned long long)v->pkts_tx,
 	        (unsigned long long)v->rst_dropped);
+	for (q = 0; q < VSOCK_NUM_QUEUES; q++) {
+		if (!v->vq[q])
+			continue;
+		fputs("  ", out);
+		vq_status(v->vq[q], out);
+	}
 	TAILQ_FOREACH(l, &v->listeners, link)
 		fprintf(out, "  listen %u: %u of %u waiting\n", l->port,
 		        l->count, l->cap);

@@ -14,7 +14,8 @@ PACKAGES=(
 	libcmocka-dev                                 # unit tests
 	python3                                       # check.sh summary
 	qemu-system-x86                               # e2e guest
-	busybox-static cpio xz-utils                  # e2e guest image
+	busybox-static cpio xz-utils zstd             # e2e guest image
+	debootstrap                                   # e2e current stack (trixie tree)
 	clang libclang-rt-14-dev                      # fuzz (libFuzzer)
 )
 

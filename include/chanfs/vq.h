@@ -23,11 +23,15 @@
  *
  * VIRTIO_F_IN_ORDER: used entries are coalesced per batch.  Between two
  * vq_flush() calls, consecutive completions form one batch as long as every
- * element but the last was written in full (len == in_len); the batch is
+ * element but the last was written in full (len == in_len) and is not made
+ * of both device-readable and device-writable descriptors; the batch is
  * written as ONE used entry, in the used ring slot of the batch's first
  * buffer, carrying the id and len of its last buffer, and used->idx advances
- * by the number of buffers in the batch.  A driver infers len == in_len for
- * the buffers it skipped (this is what Linux's in-order split ring does).
+ * by the number of buffers in the batch.  Linux's in-order split ring
+ * (>= 7.0) reads that one entry, returns every buffer before the one whose
+ * head equals its id with the length it posted (all its descriptors
+ * summed: in_len for a writable buffer, out_len for a readable one, whose
+ * len is ignored), and ends the batch at that head.
  *
  * EVENT_IDX: used_event decides whether vq_flush signals the call eventfd;
  * vq_enable_notify writes avail_event.  Without it, the avail flag
@@ -38,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/uio.h>
 
 #include "chanfs/gmem.h"
@@ -86,6 +91,17 @@ struct vq {
 	bool batch_open;
 	uint16_t batch_slot;      /* used idx of the batch's first buffer */
 	uint32_t batch_id, batch_len; /* the batch's last buffer so far */
+	/* What the driver negotiated and how the ring was used (for status;
+	 * zeroed by vq_init, kept across restarts). */
+	uint64_t features;        /* as given to the last vq_start */
+	uint64_t buffers_used;    /* buffers marked used, in order */
+	uint64_t used_entries;    /* used ring entries written: equal to
+	                             buffers_used without IN_ORDER, one per
+	                             batch with it */
+	uint32_t max_chain_descs; /* largest chain popped: descriptors
+	                             (an indirect table's entries counted,
+	                             not the descriptor pointing to it) */
+	uint32_t max_chain_bytes; /* ... and bytes (readable + writable) */
 };
 
 /* Prepare an idle queue named name (the string must outlive the vq). */
@@ -134,6 +150,10 @@ int vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
  * nothing when nothing new was written.  Returns true if it signalled (an
  * 8-byte write of 1). */
 bool vq_flush(struct vq *vq);
+
+/* One line of text for status: the negotiated features, whether IN_ORDER
+ * is on, buffers used vs used entries written, the largest chain. */
+void vq_status(const struct vq *vq, FILE *out);
 
 /* Ask the driver not to kick (we are draining the ring).  With EVENT_IDX
  * this writes nothing: avail_event simply stays behind. */

@@ -10,7 +10,14 @@
 #   e2e_pass "what was shown"
 #
 # The environment (set by tests/e2e/meson.build): CHANFS, CHANFS_GUEST
-# (the static helper), E2E_CLIENT, E2E_IMAGE_DIR.  Every wait is bounded
+# (the static helper), E2E_CLIENT, E2E_IMAGE_DIR, E2E_STACK: which QEMU
+# and guest kernel run the test —
+#   stable   Debian 12's: the host's qemu-system-x86_64 (7.2) and
+#            bookworm's linux-image-amd64 (6.1)
+#   current  the newest qemu-system-x86 and linux-image-amd64 of
+#            trixie-backports (build-qemu.sh: a trixie tree cached in
+#            E2E_CACHE), the vsock device with in_order=on
+# e2e_init logs which versions ran.  Every wait is bounded
 # by E2E_WAIT seconds (default 300): the bounds catch hangs, and nothing
 # is asserted about how long anything took.  On failure the logs of
 # chanfs, QEMU and the guest's console are printed.
@@ -18,7 +25,10 @@
 set -u
 
 E2E_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_STACK=${E2E_STACK:-stable}
+E2E_CACHE=${E2E_CACHE:-/var/cache/chanfs-e2e}
 QEMU=${QEMU:-qemu-system-x86_64}
+E2E_VSOCK_OPTS=   # more vhost-user-vsock-pci properties, ",name=value"
 E2E_WAIT=${E2E_WAIT:-300}
 E2E_MEM=256M
 export E2E_CLIENT_TIMEOUT=${E2E_CLIENT_TIMEOUT:-$E2E_WAIT}
@@ -107,10 +117,16 @@ e2e_cleanup() {
 	exit "$rc"
 }
 
-# e2e_init: check that this machine can run the suite, build the image.
+# e2e_init: check that this machine can run the suite, set up the
+# stack's QEMU and image.
 e2e_init() {
+	local image suite tree=
 	: "${CHANFS:?}" "${CHANFS_GUEST:?}" "${E2E_CLIENT:?}" "${E2E_IMAGE_DIR:?}"
-	if ! command -v "$QEMU" >/dev/null 2>&1; then
+	case "$E2E_STACK" in
+	stable|current) ;;
+	*) echo "FAIL: $E2E_NAME: unknown E2E_STACK '$E2E_STACK' (stable, current)"; exit 1 ;;
+	esac
+	if [[ "$E2E_STACK" == stable ]] && ! command -v "$QEMU" >/dev/null 2>&1; then
 		echo "SKIP: $QEMU is not installed (contrib/deps.sh installs it)"
 		exit 77
 	fi
@@ -125,12 +141,35 @@ e2e_init() {
 	SOCK=$E2E_DIR/vsock.sock
 	QMP=$E2E_DIR/qmp.sock
 	mkdir -p "$MNT"
-	"$E2E_SRC/build-image.sh" "$CHANFS_GUEST" "$E2E_IMAGE_DIR" >"$E2E_DIR/image.log" 2>&1 || {
+	suite=bookworm
+	if [[ "$E2E_STACK" == current ]]; then
+		if ! "$E2E_SRC/build-qemu.sh" "$E2E_CACHE" >"$E2E_DIR/stack.log" 2>&1; then
+			# One line: what went wrong (unreachable backports first).
+			e2e_fail "current stack: $(grep -m 1 'error:' "$E2E_DIR/stack.log" ||
+				tail -n 1 "$E2E_DIR/stack.log")"
+		fi
+		read -r _ _ QEMU tree _ < <(grep '^qemu: ready ' "$E2E_DIR/stack.log")
+		suite=trixie-backports
+		# The device offers VIRTIO_F_IN_ORDER only when asked (QEMU >= 9.1).
+		E2E_VSOCK_OPTS=,in_order=on
+	fi
+	image=$E2E_IMAGE_DIR/$E2E_STACK
+	"$E2E_SRC/build-image.sh" "$CHANFS_GUEST" "$image" $suite $tree >"$E2E_DIR/image.log" 2>&1 || {
 		cat "$E2E_DIR/image.log"
-		e2e_fail "building the guest image failed"
+		e2e_fail "building the $E2E_STACK guest image ($suite kernel) failed"
 	}
-	KERNEL=$E2E_IMAGE_DIR/vmlinux
-	INITRD=$E2E_IMAGE_DIR/initramfs.cpio
+	KERNEL=$image/vmlinux
+	INITRD=$image/initramfs.cpio
+	# What had to be built this time, and how long it took.
+	grep -h -E '^(qemu|image): .*( in [0-9]+ s|new tree)' "$E2E_DIR"/stack.log \
+		"$E2E_DIR/image.log" 2>/dev/null | while read -r line; do
+		e2e_log "$line"
+	done
+	# shellcheck source=/dev/null
+	. "$image/kernel.env"
+	e2e_log "stack $E2E_STACK: $("$QEMU" --version | head -n 1)," \
+		"kernel $KERNEL_RELEASE ($KERNEL_PACKAGE $KERNEL_VERSION, $KERNEL_SUITE)," \
+		"-device vhost-user-vsock-pci${E2E_VSOCK_OPTS:-}"
 }
 
 # e2e_wait DESCRIPTION COMMAND...: poll until COMMAND succeeds, failing
@@ -178,7 +217,7 @@ e2e_boot() {
 		-object memory-backend-memfd,id=mem,size="$E2E_MEM",share=on \
 		-numa node,memdev=mem \
 		-chardev socket,id=vsock0,path="$SOCK" \
-		-device vhost-user-vsock-pci,chardev=vsock0 \
+		-device vhost-user-vsock-pci,chardev=vsock0"$E2E_VSOCK_OPTS" \
 		-serial file:"$SERIAL" \
 		-qmp unix:"$QMP",server=on,wait=off \
 		-kernel "$KERNEL" -initrd "$INITRD" \
@@ -233,4 +272,39 @@ e2e_expect_sha() {
 # e2e_pattern_sha BYTES: SHA-256 of the first BYTES of the pattern.
 e2e_pattern_sha() {
 	"$CHANFS_GUEST" gen "$1" | sha256sum | awk '{ print $1 }'
+}
+
+# e2e_transfer_32mib: 32 MiB each way through one connection per
+# direction (guest services 7001, 7002), every byte checked, the guest's
+# SHA-256 equal to the host's.
+e2e_transfer_32mib() {
+	local want
+	want=$(e2e_pattern_sha 32M)
+	# Guest to host: read to EOF, every byte checked against the pattern.
+	e2e_client read "$MNT/vsock/7001" 32M
+	e2e_expect_sha "$want"
+	# Host to guest: the sink replies its digest, which e2e-client compares.
+	e2e_client write "$MNT/vsock/7002" 32M
+	e2e_serial_wait "sink 3:7002 .* bytes 33554432 sha256 $want"
+}
+
+# e2e_concurrent_64: 64 connections at once (services 7000, 7003, 7004):
+# 32 echo streams of 256 KiB, 16 reads and 16 writes of 1 MiB, all
+# checked; chanfs must have been started with --backlog 128.
+e2e_concurrent_64() {
+	local n
+	e2e_client parallel "echo:$MNT/vsock/7000:256Kx32" \
+		"read:$MNT/vsock/7003:1Mx16" "write:$MNT/vsock/7004:1Mx16"
+	# The guest saw the 16 sinks' bytes whole.
+	n=$(grep -c "sink 3:7004 .* bytes 1048576 sha256 $(e2e_pattern_sha 1M)" "$SERIAL")
+	((n == 16)) || e2e_fail "the guest reports $n whole 1 MiB sinks, not 16"
+}
+
+# e2e_poll_checks: poll and select follow the guest's readiness (services
+# 7000, 7005, 7006): see poll_readiness.sh.
+e2e_poll_checks() {
+	e2e_client poll-echo "$MNT/vsock/7000"
+	e2e_client poll-eof "$MNT/vsock/7005" 100000
+	e2e_client poll-write "$MNT/vsock/7006" 4M
+	e2e_serial_wait "sink 3:7006 .* bytes 4194304 sha256 $(e2e_pattern_sha 4M)"
 }

@@ -9,9 +9,6 @@ e2e_init
 e2e_start_chanfs
 e2e_boot services
 
-e2e_client poll-echo "$MNT/vsock/7000"
-e2e_client poll-eof "$MNT/vsock/7005" 100000
-e2e_client poll-write "$MNT/vsock/7006" 4M
-e2e_serial_wait "sink 3:7006 .* bytes 4194304 sha256 $(e2e_pattern_sha 4M)"
+e2e_poll_checks
 
 e2e_pass "POLLIN, POLLOUT and EOF follow the guest"

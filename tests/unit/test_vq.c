@@ -401,6 +401,225 @@ static void vq_in_order_batch_slot_wraps_with_the_used_index(void **state)
 	assert_int_equal(used_id(r, 1), UNUSED_MARK);
 }
 
+/* ---- what a Linux >= 7.0 in-order driver reads ----------------------- */
+
+/*
+ * A model of the split-ring in-order receive path of Linux's
+ * drivers/virtio/virtio_ring.c (virtqueue_get_buf_ctx_split_in_order, as
+ * added by "virtio_ring: add in order support"), written from reading it:
+ * - buffers are posted at consecutive descriptor indices, so the k-th
+ *   buffer's head is k mod num (one descriptor per buffer: indirect or a
+ *   single segment);
+ * - with no batch pending it reads ONE used entry, at the slot of the next
+ *   expected buffer (last_used_idx mod num), and remembers its id and len;
+ * - each buffer whose head is not that id is returned with the length the
+ *   driver posted, summed over ALL its descriptors (readable and
+ *   writable): it never reads the skipped buffers' used slots;
+ * - the buffer whose head equals the id ends the batch and gets its len.
+ */
+struct drv {
+	uint16_t last_used;
+	bool batch;
+	uint32_t batch_id, batch_len;
+	uint32_t total_len[8];
+};
+
+static bool drv_get(const struct tring *r, struct drv *d, uint16_t *head,
+                    uint32_t *len)
+{
+	uint16_t pos = d->last_used & (r->num - 1);
+
+	if (!d->batch) {
+		if (used_idx(r) == d->last_used)
+			return false;
+		d->batch_id = used_id(r, d->last_used);
+		d->batch_len = used_len(r, d->last_used);
+		d->batch = true;
+	}
+	if (d->batch_id == pos) {
+		d->batch = false;
+		*len = d->batch_len;
+	} else {
+		*len = d->total_len[pos];
+	}
+	*head = pos;
+	d->last_used++;
+	return true;
+}
+
+static void vq_in_order_linux_driver_reads_every_length_written(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct drv d = { 0 };
+	uint32_t pushed[8], want[64], got_len;
+	uint16_t posted = 0, head, k, n, i, j, order[8], done = 0, got = 0;
+	unsigned round, seed = 0x7a3u;
+
+	ring_start(f, r, "rx", RING1, 8, F_INORDER, 0);
+	for (round = 0; round < 2000; round++) {
+		/* The driver refills every free descriptor, in ring order. */
+		while ((uint16_t)(posted - d.last_used) < 8) {
+			head = posted & 7;
+			d.total_len[head] = 1 + (rand_r(&seed) % 0x100);
+			post_writable(r, head, d.total_len[head]);
+			posted++;
+		}
+		for (n = 0; n < 8 && vq_pop(&r->vq, f->e[n]) == 1; n++)
+			;
+		/* Complete them in a random order, a third of them short. */
+		for (k = 0; k < n; k++)
+			order[k] = k;
+		for (k = n; k > 1; k--) {
+			j = rand_r(&seed) % k;
+			i = order[k - 1];
+			order[k - 1] = order[j];
+			order[j] = i;
+		}
+		for (k = 0; k < n; k++) {
+			struct vq_elem *e = f->e[order[k]];
+
+			pushed[order[k]] = rand_r(&seed) % 3 ? e->in_len :
+			                   rand_r(&seed) % e->in_len;
+			assert_int_equal(vq_push(&r->vq, e, pushed[order[k]]), 0);
+			/* Sometimes the device flushes mid-way. */
+			if (rand_r(&seed) % 4 == 0)
+				vq_flush(&r->vq);
+		}
+		for (k = 0; k < n; k++)
+			want[(done + k) & 63] = pushed[k];
+		done += n;
+		vq_flush(&r->vq);
+		while (drv_get(r, &d, &head, &got_len)) {
+			assert_int_equal(head, got & 7);
+			assert_int_equal(got_len, want[got & 63]);
+			got++;
+		}
+		assert_int_equal(got, done);
+	}
+	/* Batching really happened, and every buffer was accounted for. */
+	assert_int_equal(r->vq.buffers_used, done);
+	assert_true(r->vq.used_entries < r->vq.buffers_used);
+	assert_true(r->vq.used_entries > 0);
+}
+
+static void vq_in_order_linux_driver_infers_posted_length_for_skipped_tx(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct drv d = { 0 };
+	uint32_t len;
+	uint16_t head, k;
+
+	/* Device-readable buffers (vsock TX): the device reports 0 bytes
+	 * written, the driver infers the posted length for the skipped
+	 * ones and 0 for the batch's last.  Linux's TX paths ignore it. */
+	ring_start(f, r, "tx", RING1, 8, F_INORDER, 0);
+	for (k = 0; k < 3; k++) {
+		d.total_len[k] = 44 + k;
+		set_desc(r->desc, k, DATA + k * 0x100ULL, 44 + k, R, 0);
+		post(r, k);
+	}
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[k], 0), 0);
+	vq_flush(&r->vq);
+	for (k = 0; k < 3; k++) {
+		assert_true(drv_get(r, &d, &head, &len));
+		assert_int_equal(head, k);
+		assert_int_equal(len, k < 2 ? 44 + k : 0);
+	}
+	assert_false(drv_get(r, &d, &head, &len));
+	assert_int_equal(r->vq.used_entries, 1);
+	assert_int_equal(r->vq.buffers_used, 3);
+}
+
+static void vq_in_order_linux_driver_reads_mixed_buffers_right(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct drv d = { 0 };
+	uint32_t len;
+	uint16_t head, k;
+
+	/* Buffers with a readable and a writable part (one indirect table
+	 * each, as Linux posts them), all written in full: the driver would
+	 * infer out_len + in_len for a skipped one, so none may be skipped. */
+	ring_start(f, r, "req", RING1, 8, F_INORDER | F_INDIRECT, 0);
+	for (k = 0; k < 3; k++) {
+		struct vring_desc *t = table_at(f, IND + k * 0x20ULL, 2);
+
+		set_desc(t, 0, DATA + k * 0x100ULL, 16, R | N, 1);
+		set_desc(t, 1, DATA + k * 0x100ULL + 0x80, 64, W, 0);
+		set_desc(r->desc, k, IND + k * 0x20ULL, 2 * 16, I, 0);
+		d.total_len[k] = 16 + 64;
+		post(r, k);
+	}
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[k], 64), 0);
+	vq_flush(&r->vq);
+	for (k = 0; k < 3; k++) {
+		assert_true(drv_get(r, &d, &head, &len));
+		assert_int_equal(head, k);
+		assert_int_equal(len, 64);
+	}
+	assert_int_equal(r->vq.used_entries, 3);
+}
+
+/* ---- counters for status ------------------------------------------- */
+
+static void vq_counts_buffers_used_entries_and_the_largest_chain(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	char text[256];
+	FILE *out;
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, F_INORDER | F_EVENT, 0);
+	set_desc(r->desc, 0, DATA, 10, R | N, 1);
+	set_desc(r->desc, 1, DATA + 0x100, 20, W | N, 2);
+	set_desc(r->desc, 2, DATA + 0x200, 30, W, 0);
+	post(r, 0);
+	for (k = 3; k < 6; k++)
+		post_writable(r, k, 64);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[k], f->e[k]->in_len), 0);
+	vq_flush(&r->vq);
+	/* The mixed chain ends its own batch; the three others share one. */
+	assert_int_equal(r->vq.buffers_used, 4);
+	assert_int_equal(r->vq.used_entries, 2);
+	assert_int_equal(r->vq.max_chain_descs, 3);
+	assert_int_equal(r->vq.max_chain_bytes, 64);
+	assert_int_equal(r->vq.features, F_INORDER | F_EVENT);
+
+	out = fmemopen(text, sizeof text, "w");
+	assert_non_null(out);
+	vq_status(&r->vq, out);
+	fclose(out);
+	assert_string_equal(text, "ring rx: features 0x820000000, IN_ORDER "
+	                    "on, 4 buffers used in 2 used entries, largest "
+	                    "chain 3 descriptors 64 bytes\n");
+
+	/* Without IN_ORDER every buffer is its own entry. */
+	ring_stop(r);
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	for (k = 0; k < 3; k++)
+		post_writable(r, k, 16);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_pop(&r->vq, f->e[k]), 1);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(vq_push(&r->vq, f->e[k], 16), 0);
+	vq_flush(&r->vq);
+	assert_int_equal(r->vq.buffers_used, 3);
+	assert_int_equal(r->vq.used_entries, 3);
+}
+
 /* ---- notification --------------------------------------------------- */
 
 static void complete_one(struct fx *f, struct tring *r, uint16_t id)
@@ -634,6 +853,10 @@ int main(void)
 		T(vq_in_order_ends_a_batch_after_a_short_buffer),
 		T(vq_in_order_flush_closes_the_batch),
 		T(vq_in_order_batch_slot_wraps_with_the_used_index),
+		T(vq_in_order_linux_driver_reads_every_length_written),
+		T(vq_in_order_linux_driver_infers_posted_length_for_skipped_tx),
+		T(vq_in_order_linux_driver_reads_mixed_buffers_right),
+		T(vq_counts_buffers_used_entries_and_the_largest_chain),
 		T(vq_event_idx_signals_only_once_used_event_is_passed),
 		T(vq_event_idx_ignores_the_no_interrupt_flag),
 		T(vq_no_interrupt_flag_suppresses_signals_without_event_idx),
