@@ -111,7 +111,8 @@ if wait_for '^<28>.* chanfs\[[0-9]+\]: vu: unknown request 9999$'; then
 else
 	report fail "the rejected message's line reaches syslog as a warning"
 fi
-if wait_for '^<30>.* chanfs\[[0-9]+\]: vu: .*: front-end connected$'; then
+# The line names the peer's pid and uid (vu: front-end connected (pid N, uid N)).
+if wait_for '^<30>.* chanfs\[[0-9]+\]: vu: .*: front-end connected \(pid [0-9]+, uid [0-9]+\)$'; then
 	report ok "informational lines reach syslog at LOG_INFO"
 else
 	report fail "informational lines reach syslog at LOG_INFO"
