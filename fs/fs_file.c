@@ -74,12 +74,14 @@ static void fs_file_free(struct fs_file *f)
 	free(f);
 }
 
-/* The channel changed: answer what can be answered, in the flush. */
+/* The channel changed: answer what can be answered, in the flush.  Every
+ * watcher call is a readiness edge (chan.h), which a poller hears of. */
 static void fs_file_watch(struct chan *c, void *arg)
 {
 	struct fs_file *f = arg;
 
 	(void)c;
+	f->edge = true;
 	loop_defer(f->fs->loop, &f->task);
 }
 
@@ -201,7 +203,7 @@ static int fs_open_progress(struct fs_file *f)
 	}
 	if (f->c->state == CHAN_CONNECTING)
 		return 0;
-	if (f->c->state == CHAN_RESET) {
+	if (f->kind == FS_CONNECT && f->c->state == CHAN_RESET) {
 		fs_open_fail(f, f->c->error);
 		return -1;
 	}
@@ -232,7 +234,9 @@ static void fs_open_channel(fuse_req_t req, struct fs_file *f, int flags)
 		return;
 	}
 	if (f->c && f->c->state != CHAN_CONNECTING) {
-		if (f->c->state == CHAN_RESET) {
+		/* An accepted connection the guest already reset still opens:
+		 * its data reads, then the error (vsock.h). */
+		if (f->kind == FS_CONNECT && f->c->state == CHAN_RESET) {
 			fuse_reply_err(req, f->c->error);
 			fs_file_free(f);
 			return;
@@ -505,20 +509,17 @@ static void fs_serve_writes(struct fs_file *f)
 
 /* --- poll and the service step ---------------------------------------- */
 
+/* Notify on every edge since the last POLL reply, even when the mask is
+ * the one last replied: an edge-triggered epoll reader that drained the
+ * file to EAGAIN sends no POLL, and only this wakes it for the next
+ * arrival.  The handle is kept: the kernel's handle names the file, not
+ * one poll, so later edges before its next POLL still reach it. */
 static void fs_poll_notify(struct fs_file *f)
 {
-	unsigned mask;
-
-	if (!f->ph)
+	if (!f->ph || !f->edge)
 		return;
-	mask = fs_file_mask(f);
-	if (mask == f->polled)
-		return;
-	/* The kernel polls again after a notification, with a new handle. */
+	f->edge = false;
 	fuse_lowlevel_notify_poll(f->ph);
-	fuse_pollhandle_destroy(f->ph);
-	f->ph = NULL;
-	f->polled = mask;
 }
 
 static void fs_file_service(void *arg)
@@ -554,7 +555,8 @@ void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 			fuse_pollhandle_destroy(f->ph);
 		f->ph = ph;
 	}
-	f->polled = mask;
+	/* The reply tells the state as of now: only later edges notify. */
+	f->edge = false;
 	fuse_reply_poll(req, mask);
 }
 

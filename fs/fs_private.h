@@ -88,7 +88,8 @@ struct fs_file {
 	struct fs_req *opening;  /* open still waiting for the guest */
 	struct fs_reqq reads, writes;
 	struct fuse_pollhandle *ph;  /* latest poll handle, or NULL */
-	unsigned polled;         /* mask last replied to POLL */
+	bool edge;               /* a readiness edge since the last POLL
+	                            reply or notification */
 	struct loop_task task;   /* fs_file_service */
 	TAILQ_ENTRY(fs_file) link;
 };

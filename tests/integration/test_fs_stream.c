@@ -149,6 +149,27 @@ static void test_accept_interrupted_by_a_signal_fails_with_eintr(void **state)
 	free((char *)o.path);
 }
 
+/* vsock.h: a connection the guest ended before it was accepted is still
+ * accepted; its data reads, then its error. */
+static void test_accept_of_a_connection_the_guest_already_reset_reads_its_data_then_econnreset(void **state)
+{
+	unsigned conn = guest_incoming(5002);
+	char buf[16];
+	int fd;
+
+	(void)state;
+	guest_send(conn, "early");
+	guest_reset(conn, ECONNRESET);
+	fd = open(fake_path("vsock/listen/5002"), O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof buf), 5);
+	assert_memory_equal(buf, "early", 5);
+	errno = 0;
+	assert_int_equal(read(fd, buf, sizeof buf), -1);
+	assert_int_equal(errno, ECONNRESET);
+	assert_int_equal(close(fd), 0);
+}
+
 /* --- reading ------------------------------------------------------------- */
 
 static void test_read_returns_what_is_there_at_once(void **state)
@@ -621,6 +642,7 @@ int main(void)
 		T(test_accept_with_o_nonblock_and_nobody_waiting_fails_with_eagain),
 		T(test_accept_waits_for_the_guest_to_connect),
 		T(test_accept_interrupted_by_a_signal_fails_with_eintr),
+		T(test_accept_of_a_connection_the_guest_already_reset_reads_its_data_then_econnreset),
 		T(test_read_returns_what_is_there_at_once),
 		T(test_read_with_nothing_there_and_o_nonblock_fails_with_eagain),
 		T(test_fcntl_o_nonblock_applies_to_later_reads),

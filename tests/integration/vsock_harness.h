@@ -106,6 +106,9 @@ const char *vh_path(struct vh *h, const char *rel);
  * goes to out (NUL-terminated, up to max - 1 bytes) when out is not NULL,
  * else to our stderr.  Returns the exit code, or -1. */
 int vh_sh(const struct vh *h, const char *script, char *out, size_t max);
+/* Run pollclient with args (a shell word list; $MNT is the mount) and
+ * print its output; its exit code, or -1. */
+int vh_pollclient(const struct vh *h, const char *args);
 /* The whole status file (malloc'd), or NULL. */
 char *vh_status(const struct vh *h);
 /* chanfs's peak resident set (VmHWM) in KiB, or -1. */

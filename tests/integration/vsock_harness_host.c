@@ -57,6 +57,17 @@ const char *vh_path(struct vh *h, const char *rel)
 	return h->path;
 }
 
+int vh_pollclient(const struct vh *h, const char *args)
+{
+	char cmd[512], out[4096];
+	int r;
+
+	snprintf(cmd, sizeof(cmd), "'%s' %s", h->pollclient_exe, args);
+	r = vh_sh(h, cmd, out, sizeof(out));
+	fprintf(stderr, "pollclient %s:\n%s", args, out);
+	return r;
+}
+
 char *vh_status(const struct vh *h)
 {
 	char path[256];
