@@ -220,8 +220,15 @@ static void vsock_conn_timeout(evutil_socket_t fd, short what, void *arg)
 		vsock_conn_reset(c, ETIMEDOUT, true);
 		return;
 	}
-	log_info(VSOCK_CONN_FMT ": close timed out after %u ms; RST",
-	         VSOCK_CONN_ARGS(c), c->v->cfg.close_timeout_ms);
+	if ((c->local_shut & VSOCK_SHUT_BOTH) != VSOCK_SHUT_BOTH)
+		log_info(VSOCK_CONN_FMT ": closed by the host with %u bytes not "
+		         "delivered after %u ms (the guest does not read); RST",
+		         VSOCK_CONN_ARGS(c), ring_used(&c->chan->to_guest),
+		         c->v->cfg.close_timeout_ms);
+	else
+		log_info(VSOCK_CONN_FMT ": close timed out after %u ms "
+		         "without the guest's RST; RST", VSOCK_CONN_ARGS(c),
+		         c->v->cfg.close_timeout_ms);
 	vsock_conn_reset(c, ECONNRESET, true);
 }
 
@@ -402,6 +409,13 @@ static void vsock_conn_check_shutdown(struct vsock_conn *c)
 	vsock_ctl_queue(c, VSOCK_CTL_SHUTDOWN);
 }
 
+void vsock_conn_shutdown_sent(struct vsock_conn *c)
+{
+	if (c->host_closed &&
+	    (c->local_shut & VSOCK_SHUT_BOTH) == VSOCK_SHUT_BOTH)
+		vsock_conn_arm_timer(c, c->v->cfg.close_timeout_ms);
+}
+
 void vsock_conn_after_data(struct vsock_conn *c)
 {
 	vsock_conn_update_rr(c);
@@ -421,8 +435,11 @@ void vsock_conn_do_todo(struct vsock_conn *c)
 		if (c->state != VSOCK_LOCAL_CLOSED) {
 			c->state = VSOCK_LOCAL_CLOSED;
 			c->local_shut_want |= VSOCK_SHUT_BOTH;
-			/* Covers the drain too: a guest that never reads
-			 * must not keep the connection forever. */
+			/* The linger bound for what the host's close left
+			 * undelivered (the close itself already waited, and
+			 * failed, for it): a guest that never reads must not
+			 * keep the connection forever.  The wait for the
+			 * guest's RST starts afresh once SHUTDOWN is sent. */
 			vsock_conn_arm_timer(c, c->v->cfg.close_timeout_ms);
 		}
 	}

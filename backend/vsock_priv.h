@@ -182,6 +182,9 @@ uint32_t vsock_conn_our_credit(const struct vsock_conn *c);
 /* After data moved or a header arrived: re-evaluate the round-robin and
  * a SHUTDOWN waiting for to_guest to drain. */
 void vsock_conn_after_data(struct vsock_conn *c);
+/* Our SHUTDOWN went out: after the host's close, the close timeout (the
+ * wait for the guest's RST) starts now. */
+void vsock_conn_shutdown_sent(struct vsock_conn *c);
 /* Does c have data for the guest that it may send now? */
 bool vsock_conn_can_send(const struct vsock_conn *c);
 /* Re-evaluate c for the data round-robin (after data, credit or state

@@ -60,7 +60,7 @@ struct fs_nodes {
 	uint64_t next_ino;
 };
 
-enum fs_req_kind { FS_REQ_OPEN, FS_REQ_READ, FS_REQ_WRITE };
+enum fs_req_kind { FS_REQ_OPEN, FS_REQ_READ, FS_REQ_WRITE, FS_REQ_FLUSH };
 
 /* A request that could not be answered at once. */
 struct fs_req {
@@ -72,6 +72,9 @@ struct fs_req {
 	char *data;              /* WRITE: copy of the part not yet taken */
 	size_t len, off;         /* WRITE: data length, bytes of it taken */
 	size_t taken;            /* WRITE: bytes of the whole request taken */
+	uint64_t mark;           /* FLUSH: chan_written() when it came */
+	struct event *timer;     /* FLUSH: the linger time */
+	bool expired;            /* FLUSH: the linger time is over */
 	TAILQ_ENTRY(fs_req) link;
 };
 TAILQ_HEAD(fs_reqq, fs_req);
@@ -86,7 +89,9 @@ struct fs_file {
 	char *text;              /* FS_STATUS snapshot */
 	size_t text_len;
 	struct fs_req *opening;  /* open still waiting for the guest */
-	struct fs_reqq reads, writes;
+	struct fs_reqq reads, writes, flushes;
+	bool nonblock;           /* O_NONBLOCK as of the last open, read or
+	                            write (FLUSH does not carry the flags) */
 	struct fuse_pollhandle *ph;  /* latest poll handle, or NULL */
 	bool edge;               /* a readiness edge since the last POLL
 	                            reply or notification */
@@ -104,6 +109,7 @@ struct fs {
 	struct event *sig_ev[3];
 	char *mountpoint;
 	bool mounted, unmounted;
+	unsigned linger_ms;      /* FLUSH waits this long for delivery */
 	uid_t uid;
 	gid_t gid;
 	struct timespec born;

@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 		exit(1);	/* vu_new logged why */
 	fc.mountpoint = o.mountpoint;
 	fc.fuse_opts = o.fuse_opts;
+	fc.close_timeout_ms = o.vsock.close_timeout_ms;
 	fs = fs_new(l, &chans, v, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;

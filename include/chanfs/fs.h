@@ -81,6 +81,8 @@ struct fs_config {
 	const char *mountpoint;   /* absolute path of an existing directory */
 	const char *fuse_opts;    /* extra mount options ("allow_other,..."),
 	                             or NULL */
+	unsigned close_timeout_ms; /* linger: how long a close waits for its
+	                              data to reach the guest (0: 2000) */
 };
 
 struct fs;
