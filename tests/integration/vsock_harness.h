@@ -125,6 +125,12 @@ long vh_raise_nofile(long n);
 /* read()/write() the whole buffer (write: loops over short counts).
  * Returns the count or -errno. */
 ssize_t vh_write_all(int fd, const void *buf, size_t len);
+/* Write total bytes of the seed's data stream (guest_data_fill) to fd in
+ * blocking writes of chunk bytes (at most 1 MiB), each of which must
+ * return its whole count.  Returns the stream's FNV-1a, or 0 when a write
+ * fell short (printed). */
+uint64_t vh_write_stream(const struct vh *h, int fd, uint64_t total,
+                         size_t chunk);
 /* FNV-1a of a file's bytes; *len gets its size.  0 on error. */
 uint64_t vh_file_fnv(const char *path, uint64_t *len);
 
