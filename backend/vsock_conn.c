@@ -234,9 +234,6 @@ static void vsock_conn_timeout(evutil_socket_t fd, short what, void *arg)
 
 void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000,
-	                      .tv_usec = (ms % 1000) * 1000 };
-
 	if (!c->timer) {
 		c->timer = evtimer_new(loop_base(c->v->loop),
 		                       vsock_conn_timeout, c);
@@ -246,7 +243,7 @@ void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms)
 			return;
 		}
 	}
-	evtimer_add(c->timer, &tv);
+	loop_timer_ms(c->timer, ms);
 }
 
 /* --- control FIFO ----------------------------------------------------------- */

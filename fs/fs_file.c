@@ -117,6 +117,11 @@ static struct fs_req *fs_req_park(struct fs_file *f, fuse_req_t req,
 		TAILQ_INSERT_TAIL(&f->flushes, r, link);
 	else
 		f->opening = r;
+	/* A waiting accept keeps its port listening (vsock.h). */
+	if (kind == FS_REQ_OPEN && f->kind == FS_ACCEPT && !f->c) {
+		r->waiting = true;
+		vsock_accept_wait(f->fs->vsock, f->port, true);
+	}
 	fuse_req_interrupt_func(req, fs_req_interrupted, r);
 	return r;
 }
@@ -133,6 +138,8 @@ static void fs_req_done(struct fs_file *f, struct fs_req *r)
 		f->opening = NULL;
 	if (r->timer)
 		event_free(r->timer);
+	if (r->waiting)
+		vsock_accept_wait(f->fs->vsock, f->port, false);
 	free(r->data);
 	free(r);
 }
@@ -576,7 +583,6 @@ static void fs_serve_flushes(struct fs_file *f)
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_file *f = fs_file_of(fi);
-	struct timeval tv;
 	struct fs_req *r;
 	uint64_t mark;
 	int rc;
@@ -611,9 +617,7 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	tv.tv_sec = f->fs->linger_ms / 1000;
-	tv.tv_usec = (f->fs->linger_ms % 1000) * 1000;
-	evtimer_add(r->timer, &tv);
+	loop_timer_ms(r->timer, f->fs->linger_ms);
 	log_debug("fs: FLUSH %s: waiting for %llu bytes to reach the guest",
 	          f->c->name, (unsigned long long)(mark - f->c->tx_bytes));
 	/* Also settles an interrupt that came before the park. */

@@ -68,6 +68,7 @@ struct fs_req {
 	struct fs_file *file;
 	enum fs_req_kind kind;
 	bool interrupted;        /* set by the interrupt callback only */
+	bool waiting;            /* OPEN: counted by vsock_accept_wait */
 	size_t size;             /* READ: bytes asked for */
 	char *data;              /* WRITE: copy of the part not yet taken */
 	size_t len, off;         /* WRITE: data length, bytes of it taken */

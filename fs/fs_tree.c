@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "chanfs/log.h"
+#include "chanfs/vsock.h"
 #include "fs_private.h"
 
 /* Fixed names change only with a new chanfs, so the kernel may cache
@@ -381,12 +382,36 @@ struct fs_dirent {
 	mode_t type;
 };
 
+/* vsock/listen lists the ports listening now (the first 256). */
+#define FS_LISTEN_LISTED 256
+#define FS_DIRENTS_MAX (4 + FS_LISTEN_LISTED)
+
+static void fs_listen_ents(struct fs *fs, struct fs_dirent *ents,
+                           size_t *count, char names[][12])
+{
+	uint32_t ports[FS_LISTEN_LISTED];
+	size_t n, i;
+
+	n = vsock_listening(fs->vsock, ports, FS_LISTEN_LISTED);
+	if (n > FS_LISTEN_LISTED)
+		n = FS_LISTEN_LISTED;
+	for (i = 0; i < n; i++) {
+		snprintf(names[i], sizeof names[i], "%u", ports[i]);
+		/* Not a node id: each lookup of a port name gets a fresh
+		 * one. */
+		ents[(*count)++] = (struct fs_dirent){ names[i],
+		                                       FS_INO_DYNAMIC - 1,
+		                                       S_IFREG };
+	}
+}
+
 void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	const struct fs_node *n = fs_node_get(fs, ino);
-	struct fs_dirent ents[4];
+	struct fs_dirent ents[FS_DIRENTS_MAX];
+	char names[FS_LISTEN_LISTED][12];
 	size_t count = 0, used = 0, i;
 	char *buf;
 
@@ -409,6 +434,8 @@ void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		break;
 	default:
 		ents[count++] = (struct fs_dirent){ "..", FS_INO_VSOCK, S_IFDIR };
+		if (n->kind == FS_LISTEN_DIR)
+			fs_listen_ents(fs, ents, &count, names);
 		break;
 	}
 	buf = malloc(size ? size : 1);

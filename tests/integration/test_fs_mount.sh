@@ -95,8 +95,8 @@ check "root lists status and vsock" \
 	[ "$(ls -a "$mnt" | tr '\n' ' ')" = ". .. status vsock " ]
 check "vsock lists listen only" \
 	[ "$(ls -a "$mnt/vsock" | tr '\n' ' ')" = ". .. listen " ]
-check "vsock/listen lists nothing" \
-	[ "$(ls -a "$mnt/vsock/listen" | tr '\n' ' ')" = ". .. " ]
+check "vsock/listen lists the ports listening (-l 7777)" \
+	[ "$(ls -a "$mnt/vsock/listen" | tr '\n' ' ')" = ". .. 7777 " ]
 
 me="$(id -u) $(id -g)"
 check "directories are 0700 and the mounting user's" \
