@@ -20,7 +20,12 @@
 #include "chanfs/vsock.h"
 #include "fs_private.h"
 
-#define FS_STREAM_FLAGS (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM)
+/* Streams; and writers of one open file reach us in parallel (Linux >=
+ * 6.2, for writes that stay within the size fs_tree.c reports), so a
+ * writer queued behind a parked one waits here, where a signal is
+ * answered, not in the kernel's inode lock, where it is not. */
+#define FS_STREAM_FLAGS (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM | \
+                         FOPEN_PARALLEL_DIRECT_WRITES)
 
 static void fs_file_service(void *arg);
 

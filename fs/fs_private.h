@@ -36,6 +36,9 @@ enum fs_kind {
 	FS_ACCEPT,       /* vsock/listen/<port> */
 };
 
+/* The size connection files report (see fs_node_stat). */
+#define FS_STREAM_SIZE 0x7ffff000
+
 /* Fixed node ids; per-connection names get ids from FS_INO_DYNAMIC up. */
 #define FS_INO_ROOT    FUSE_ROOT_ID
 #define FS_INO_VSOCK   2

@@ -166,6 +166,13 @@ static void fs_node_stat(struct fs *fs, const struct fs_node *n,
 	case FS_ACCEPT:
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
+		/* A write past the size takes the kernel's inode lock
+		 * exclusively, even with FOPEN_PARALLEL_DIRECT_WRITES: a
+		 * second writer of the file would then wait there,
+		 * deaf to signals, behind one parked for flow control.
+		 * A stream has no size; this one is the largest single
+		 * write(2) (MAX_RW_COUNT), so no write goes past it. */
+		st->st_size = FS_STREAM_SIZE;
 		break;
 	}
 	if (n->kind == FS_CONNECT || n->kind == FS_ACCEPT)

@@ -35,7 +35,10 @@
  *                       EAGAIN; else waits (signal → EINTR)
  *   write               takes what fits; a blocking writer waits until all
  *                       is taken (signal after some bytes → that count,
- *                       before any → EINTR); O_NONBLOCK → partial count or
+ *                       before any → EINTR, also for one queued behind
+ *                       another writer of the file: FS_STREAM_SIZE and
+ *                       FOPEN_PARALLEL_DIRECT_WRITES let the kernel pass it
+ *                       on); O_NONBLOCK → partial count or
  *                       EAGAIN; guest receives no more / orderly closed →
  *                       EPIPE; reset → ECONNRESET...
  *   poll                POLLIN/POLLOUT/POLLERR/POLLHUP as chan_poll(); every

@@ -463,6 +463,39 @@ static void test_interrupted_write_returns_the_count_already_taken(void **state)
 	free(big);
 }
 
+/* Two writers on one descriptor: the second waits behind the parked first
+ * (writes stay whole and in order); a signal to it answers it with EINTR
+ * while the first keeps waiting. */
+static void test_a_signal_to_a_writer_queued_behind_a_parked_writer_fails_it_with_eintr(void **state)
+{
+	char *big = calloc(1, 2 * WIN), buf[64];
+	struct op w1 = { .kind = OP_WRITE, .buf = big, .len = 2 * WIN };
+	struct op w2 = { .kind = OP_WRITE, .buf = buf, .len = sizeof buf };
+	unsigned conn;
+	size_t got = 0, n;
+
+	(void)state;
+	memset(buf, 'z', sizeof buf);
+	w1.fd = open_accepted(7007, O_RDWR, &conn);
+	w2.fd = w1.fd;
+	op_start(&w1);
+	op_assert_blocked(&w1, 1);
+	op_start(&w2);
+	op_assert_blocked(&w2, 2);
+	pthread_kill(w2.t, SIGUSR1);
+	op_wait(&w2);
+	assert_int_equal(w2.ret, -1);
+	assert_int_equal(w2.err, EINTR);
+	assert_false(atomic_load(&w1.done));
+	while ((n = guest_drain(conn, big, 2 * WIN)) > 0 || !atomic_load(&w1.done))
+		got += n;
+	op_wait(&w1);
+	assert_int_equal(w1.ret, 2 * WIN);
+	assert_int_equal(got, 2 * WIN);
+	close_and_wait(w1.fd, 1);
+	free(big);
+}
+
 static void test_write_after_guest_stops_receiving_fails_with_epipe(void **state)
 {
 	unsigned conn;
@@ -757,6 +790,7 @@ int main(void)
 		T(test_a_one_mib_write_reaches_the_daemon_as_one_request),
 		T(test_nonblocking_write_returns_the_partial_count_then_eagain),
 		T(test_interrupted_write_returns_the_count_already_taken),
+		T(test_a_signal_to_a_writer_queued_behind_a_parked_writer_fails_it_with_eintr),
 		T(test_write_after_guest_stops_receiving_fails_with_epipe),
 		T(test_one_fd_reads_and_writes_at_the_same_time),
 		T(test_a_parked_writer_does_not_hold_up_another_connection),
