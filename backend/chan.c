@@ -180,6 +180,10 @@ void chan_guest_took(struct chan *c, size_t n)
 	chan_ref(c);
 	c->tx_bytes += n;
 	ring_consume(&c->to_guest, n);
+	if (c->tx_mark && c->tx_bytes >= c->tx_mark) {
+		c->tx_mark = 0;
+		chan_notify(c);
+	}
 	chan_unref(c);
 }
 
@@ -276,9 +280,32 @@ ssize_t chan_write(struct chan *c, const void *buf, size_t len)
 	n = ring_write(&c->to_guest, buf, len);
 	if (n == 0)
 		return -EAGAIN;
+	c->written += n;
 	if (c->be->host_wrote)
 		c->be->host_wrote(c);
 	return n;
+}
+
+uint64_t chan_written(const struct chan *c)
+{
+	return c->written;
+}
+
+int chan_delivered(const struct chan *c, uint64_t mark)
+{
+	if (c->tx_bytes >= mark)
+		return 1;
+	/* to_guest was discarded: the rest never reaches the guest. */
+	if (c->state == CHAN_RESET)
+		return -c->error;
+	if (c->state == CHAN_CLOSED || c->guest_norecv)
+		return -EPIPE;
+	return 0;
+}
+
+void chan_watch_delivered(struct chan *c, uint64_t mark)
+{
+	c->tx_mark = mark;
 }
 
 unsigned chan_poll(const struct chan *c)

@@ -99,6 +99,14 @@ int loop_run(struct loop *l)
 	return 0;
 }
 
+void loop_timer_ms(struct event *ev, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+	                      .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(ev, &tv);
+}
+
 void loop_stop(struct loop *l)
 {
 	event_base_loopbreak(l->base);

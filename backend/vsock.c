@@ -1,7 +1,7 @@
 /*
  * vsock — the device: lifetime, the vu_device callbacks (queues come and
- * go with the front-end and the guest driver), listening ports and their
- * accept queues, host-initiated connects, status.
+ * go with the front-end and the guest driver), host-initiated connects,
+ * status (listening ports are vsock_listen.c's).
  */
 #include <endian.h>
 #include <errno.h>
@@ -15,109 +15,6 @@
 #include "chanfs/vq.h"
 #include "chanfs/vu.h"
 #include "vsock_priv.h"
-
-/* --- listening ports --------------------------------------------------------- */
-
-static struct vsock_listener *vsock_listener_find(const struct vsock *v,
-                                                  uint32_t port)
-{
-	struct vsock_listener *l;
-
-	TAILQ_FOREACH(l, &v->listeners, link)
-		if (l->port == port)
-			return l;
-	return NULL;
-}
-
-static struct vsock_listener *vsock_listener_get(struct vsock *v,
-                                                 uint32_t port)
-{
-	struct vsock_listener *l = vsock_listener_find(v, port);
-
-	if (l)
-		return l;
-	l = calloc(1, sizeof *l);
-	if (!l)
-		return NULL;
-	l->cap = v->cfg.backlog;
-	l->q = calloc(l->cap, sizeof *l->q);
-	if (!l->q) {
-		free(l);
-		return NULL;
-	}
-	l->port = port;
-	TAILQ_INSERT_TAIL(&v->listeners, l, link);
-	return l;
-}
-
-/* Drop every connection still waiting for accept (the device went away:
- * they are reset and would only fill the backlog). */
-static void vsock_listener_flush(struct vsock_listener *l)
-{
-	while (l->count) {
-		chan_unref(l->q[l->head]);
-		l->head = (l->head + 1) % l->cap;
-		l->count--;
-	}
-	l->head = 0;
-}
-
-bool vsock_listener_can_queue(struct vsock *v, uint32_t port, char *why,
-                              size_t size)
-{
-	struct vsock_listener *l = vsock_listener_find(v, port);
-
-	if (!l) {
-		snprintf(why, size, "port %u not listening", port);
-		return false;
-	}
-	if (l->count == l->cap) {
-		snprintf(why, size, "port %u backlog of %u full", port, l->cap);
-		return false;
-	}
-	return true;
-}
-
-void vsock_listener_enqueue(struct vsock *v, uint32_t port, struct chan *ch)
-{
-	struct vsock_listener *l = vsock_listener_find(v, port);
-
-	if (!l || l->count == l->cap)
-		return;
-	chan_ref(ch);
-	l->q[(l->head + l->count) % l->cap] = ch;
-	l->count++;
-	if (v->incoming_fn)
-		v->incoming_fn(v->incoming_arg, port);
-}
-
-void vsock_listen(struct vsock *v, uint32_t port)
-{
-	if (!vsock_listener_get(v, port))
-		log_warnx("vsock: listen on port %u: out of memory", port);
-}
-
-int vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
-{
-	struct vsock_listener *l = vsock_listener_get(v, port);
-
-	if (!l)
-		return -ENOMEM;
-	if (!l->count)
-		return -EAGAIN;
-	/* The queue's reference becomes the caller's. */
-	*out = l->q[l->head];
-	l->head = (l->head + 1) % l->cap;
-	l->count--;
-	return 0;
-}
-
-void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
-                       void *arg)
-{
-	v->incoming_fn = fn;
-	v->incoming_arg = arg;
-}
 
 /* --- host-initiated connections --------------------------------------------- */
 
@@ -369,18 +266,11 @@ struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
 
 void vsock_free(struct vsock *v)
 {
-	struct vsock_listener *l;
-
 	if (!v)
 		return;
 	if (v->buckets)
 		vsock_conn_reset_all(v, ECONNRESET);
-	while ((l = TAILQ_FIRST(&v->listeners)) != NULL) {
-		TAILQ_REMOVE(&v->listeners, l, link);
-		vsock_listener_flush(l);
-		free(l->q);
-		free(l);
-	}
+	vsock_listeners_free(v);
 	loop_cancel(v->loop, &v->fill_task);
 	if (v->rx_again)
 		event_free(v->rx_again);
@@ -426,8 +316,8 @@ void vsock_status(const struct vsock *v, FILE *out)
 		vq_status(v->vq[q], out);
 	}
 	TAILQ_FOREACH(l, &v->listeners, link)
-		fprintf(out, "  listen %u: %u of %u waiting\n", l->port,
-		        l->count, l->cap);
+		fprintf(out, "  listen %u: %u of %u waiting%s\n", l->port,
+		        l->count, l->cap, l->listening ? "" : ", not listening");
 	TAILQ_FOREACH(c, &v->conns, link)
 		fprintf(out, "  " VSOCK_CONN_FMT " %s%s: guest->host %llu bytes "
 		        "(credit %u of %u), host->guest %llu bytes (guest "

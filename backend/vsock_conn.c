@@ -220,16 +220,20 @@ static void vsock_conn_timeout(evutil_socket_t fd, short what, void *arg)
 		vsock_conn_reset(c, ETIMEDOUT, true);
 		return;
 	}
-	log_info(VSOCK_CONN_FMT ": close timed out after %u ms; RST",
-	         VSOCK_CONN_ARGS(c), c->v->cfg.close_timeout_ms);
+	if ((c->local_shut & VSOCK_SHUT_BOTH) != VSOCK_SHUT_BOTH)
+		log_info(VSOCK_CONN_FMT ": closed by the host with %u bytes not "
+		         "delivered after %u ms (the guest does not read); RST",
+		         VSOCK_CONN_ARGS(c), ring_used(&c->chan->to_guest),
+		         c->v->cfg.close_timeout_ms);
+	else
+		log_info(VSOCK_CONN_FMT ": close timed out after %u ms "
+		         "without the guest's RST; RST", VSOCK_CONN_ARGS(c),
+		         c->v->cfg.close_timeout_ms);
 	vsock_conn_reset(c, ECONNRESET, true);
 }
 
 void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms)
 {
-	struct timeval tv = { .tv_sec = ms / 1000,
-	                      .tv_usec = (ms % 1000) * 1000 };
-
 	if (!c->v->vq[VSOCK_RXQ]) {
 		/* A paused guest cannot answer: its time does not count. */
 		c->timer_held = true;
@@ -247,7 +251,7 @@ void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms)
 			return;
 		}
 	}
-	evtimer_add(c->timer, &tv);
+	loop_timer_ms(c->timer, ms);
 }
 
 /* --- control FIFO ----------------------------------------------------------- */
@@ -410,6 +414,13 @@ static void vsock_conn_check_shutdown(struct vsock_conn *c)
 	vsock_ctl_queue(c, VSOCK_CTL_SHUTDOWN);
 }
 
+void vsock_conn_shutdown_sent(struct vsock_conn *c)
+{
+	if (c->host_closed &&
+	    (c->local_shut & VSOCK_SHUT_BOTH) == VSOCK_SHUT_BOTH)
+		vsock_conn_arm_timer(c, c->v->cfg.close_timeout_ms);
+}
+
 void vsock_conn_after_data(struct vsock_conn *c)
 {
 	vsock_conn_update_rr(c);
@@ -429,8 +440,11 @@ void vsock_conn_do_todo(struct vsock_conn *c)
 		if (c->state != VSOCK_LOCAL_CLOSED) {
 			c->state = VSOCK_LOCAL_CLOSED;
 			c->local_shut_want |= VSOCK_SHUT_BOTH;
-			/* Covers the drain too: a guest that never reads
-			 * must not keep the connection forever. */
+			/* The linger bound for what the host's close left
+			 * undelivered (the close itself already waited, and
+			 * failed, for it): a guest that never reads must not
+			 * keep the connection forever.  The wait for the
+			 * guest's RST starts afresh once SHUTDOWN is sent. */
 			vsock_conn_arm_timer(c, c->v->cfg.close_timeout_ms);
 		}
 	}

@@ -109,10 +109,21 @@ struct vsock_conn {
 	uint64_t pkts_in, pkts_out;
 };
 
+/* A host port guests may connect to, and its accept queue.  It listens
+ * (answers REQUESTs) for good after vsock_listen, else while an opener
+ * waits and for listen_linger_ms after; it lives on, not listening, while
+ * connections it queued wait to be accepted or to time out. */
 struct vsock_listener {
+	struct vsock *v;
 	uint32_t port;
+	bool permanent;                 /* -l */
+	bool listening;
+	unsigned waiters;               /* vsock_accept_wait */
 	unsigned head, count, cap;      /* accept queue: a ring of chans */
 	struct chan **q;                /* each holds a reference */
+	uint64_t *deadline;             /* ms (monotonic), per queue slot */
+	struct event *linger;           /* stop listening */
+	struct event *expire;           /* the head's accept timeout */
 	TAILQ_ENTRY(vsock_listener) link;
 };
 
@@ -186,6 +197,9 @@ uint32_t vsock_conn_our_credit(const struct vsock_conn *c);
 /* After data moved or a header arrived: re-evaluate the round-robin and
  * a SHUTDOWN waiting for to_guest to drain. */
 void vsock_conn_after_data(struct vsock_conn *c);
+/* Our SHUTDOWN went out: after the host's close, the close timeout (the
+ * wait for the guest's RST) starts now. */
+void vsock_conn_shutdown_sent(struct vsock_conn *c);
 /* Does c have data for the guest that it may send now? */
 bool vsock_conn_can_send(const struct vsock_conn *c);
 /* Re-evaluate c for the data round-robin (after data, credit or state
@@ -224,14 +238,23 @@ void vsock_rx_fill(void *arg);
 /* The event that schedules the fill again next turn. */
 struct event *vsock_rx_again_new(struct vsock *v);
 
-/* --- vsock.c ------------------------------------------------------------ */
+/* --- vsock_listen.c ----------------------------------------------------- */
 
+/* The listener of port (listening or still holding queued connections),
+ * or NULL. */
+struct vsock_listener *vsock_listener_find(const struct vsock *v,
+                                           uint32_t port);
 /* May a guest connection to port be queued for vsock_accept?  False when
  * the port does not listen or its backlog is full (why says which). */
 bool vsock_listener_can_queue(struct vsock *v, uint32_t port, char *why,
                               size_t size);
 /* Queue ch (taking a reference) and tell the on_incoming callback. */
 void vsock_listener_enqueue(struct vsock *v, uint32_t port, struct chan *ch);
+/* Drop every connection still waiting for accept (the device went
+ * away). */
+void vsock_listener_flush(struct vsock_listener *l);
+/* Every listener, at vsock_free. */
+void vsock_listeners_free(struct vsock *v);
 
 /* Log prefix naming a connection: "vsock 3:1234-2:5000" (guest then host,
  * as the channel names it). */

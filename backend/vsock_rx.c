@@ -125,10 +125,12 @@ static uint32_t vsock_rx_ctl(struct vsock *v, const struct vq_elem *e)
 	vsock_rx_conn_hdr(c, e, op, flags, 0);
 	if (op == VIRTIO_VSOCK_OP_SHUTDOWN) {
 		c->local_shut |= flags;
-		if (vsock_conn_done(c))
+		if (vsock_conn_done(c)) {
 			vsock_conn_finish(c);
-		else
+		} else {
+			vsock_conn_shutdown_sent(c);
 			vsock_conn_update_rr(c);
+		}
 	}
 	return VSOCK_HDR_SIZE;
 }

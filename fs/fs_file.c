@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <linux/fuse.h>
 
 #include "chanfs/chan.h"
@@ -19,7 +20,12 @@
 #include "chanfs/vsock.h"
 #include "fs_private.h"
 
-#define FS_STREAM_FLAGS (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM)
+/* Streams; and writers of one open file reach us in parallel (Linux >=
+ * 6.2, for writes that stay within the size fs_tree.c reports), so a
+ * writer queued behind a parked one waits here, where a signal is
+ * answered, not in the kernel's inode lock, where it is not. */
+#define FS_STREAM_FLAGS (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM | \
+                         FOPEN_PARALLEL_DIRECT_WRITES)
 
 static void fs_file_service(void *arg);
 
@@ -57,6 +63,7 @@ static struct fs_file *fs_file_new(struct fs *fs, const struct fs_node *n)
 	f->port = n->port;
 	TAILQ_INIT(&f->reads);
 	TAILQ_INIT(&f->writes);
+	TAILQ_INIT(&f->flushes);
 	loop_task_init(&f->task, fs_file_service, f);
 	TAILQ_INSERT_TAIL(&fs->files, f, link);
 	return f;
@@ -74,12 +81,14 @@ static void fs_file_free(struct fs_file *f)
 	free(f);
 }
 
-/* The channel changed: answer what can be answered, in the flush. */
+/* The channel changed: answer what can be answered, in the flush.  Every
+ * watcher call is a readiness edge (chan.h), which a poller hears of. */
 static void fs_file_watch(struct chan *c, void *arg)
 {
 	struct fs_file *f = arg;
 
 	(void)c;
+	f->edge = true;
 	loop_defer(f->fs->loop, &f->task);
 }
 
@@ -109,8 +118,15 @@ static struct fs_req *fs_req_park(struct fs_file *f, fuse_req_t req,
 		TAILQ_INSERT_TAIL(&f->reads, r, link);
 	else if (kind == FS_REQ_WRITE)
 		TAILQ_INSERT_TAIL(&f->writes, r, link);
+	else if (kind == FS_REQ_FLUSH)
+		TAILQ_INSERT_TAIL(&f->flushes, r, link);
 	else
 		f->opening = r;
+	/* A waiting accept keeps its port listening (vsock.h). */
+	if (kind == FS_REQ_OPEN && f->kind == FS_ACCEPT && !f->c) {
+		r->waiting = true;
+		vsock_accept_wait(f->fs->vsock, f->port, true);
+	}
 	fuse_req_interrupt_func(req, fs_req_interrupted, r);
 	return r;
 }
@@ -121,8 +137,14 @@ static void fs_req_done(struct fs_file *f, struct fs_req *r)
 		TAILQ_REMOVE(&f->reads, r, link);
 	else if (r->kind == FS_REQ_WRITE)
 		TAILQ_REMOVE(&f->writes, r, link);
+	else if (r->kind == FS_REQ_FLUSH)
+		TAILQ_REMOVE(&f->flushes, r, link);
 	else
 		f->opening = NULL;
+	if (r->timer)
+		event_free(r->timer);
+	if (r->waiting)
+		vsock_accept_wait(f->fs->vsock, f->port, false);
 	free(r->data);
 	free(r);
 }
@@ -201,7 +223,7 @@ static int fs_open_progress(struct fs_file *f)
 	}
 	if (f->c->state == CHAN_CONNECTING)
 		return 0;
-	if (f->c->state == CHAN_RESET) {
+	if (f->kind == FS_CONNECT && f->c->state == CHAN_RESET) {
 		fs_open_fail(f, f->c->error);
 		return -1;
 	}
@@ -232,7 +254,9 @@ static void fs_open_channel(fuse_req_t req, struct fs_file *f, int flags)
 		return;
 	}
 	if (f->c && f->c->state != CHAN_CONNECTING) {
-		if (f->c->state == CHAN_RESET) {
+		/* An accepted connection the guest already reset still opens:
+		 * its data reads, then the error (vsock.h). */
+		if (f->kind == FS_CONNECT && f->c->state == CHAN_RESET) {
 			fuse_reply_err(req, f->c->error);
 			fs_file_free(f);
 			return;
@@ -300,6 +324,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	log_debug("fs: OPEN %s flags 0%o", fs_node_path(n, path, sizeof path),
 	          fi->flags);
+	f->nonblock = fi->flags & O_NONBLOCK;
 	fs_open_channel(req, f, fi->flags);
 }
 
@@ -392,6 +417,7 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (fs_read_from_page_cache(f, req, fi, size, off))
 		return;
+	f->nonblock = fi->flags & O_NONBLOCK;
 	/* Parked readers are first in line for the data. */
 	if (TAILQ_EMPTY(&f->reads) && fs_read_now(f, req, size))
 		return;
@@ -441,6 +467,7 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	f->nonblock = nonblock;
 	/* Behind a parked writer a new write must wait its turn. */
 	if (TAILQ_EMPTY(&f->writes)) {
 		n = chan_write(f->c, buf, size);
@@ -525,22 +552,118 @@ static void fs_serve_writes(struct fs_file *f)
 	}
 }
 
+/* --- close: FLUSH lingers until the data reached the guest ------------- */
+
+static void fs_flush_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct fs_req *r = arg;
+
+	(void)fd;
+	(void)what;
+	r->expired = true;
+	loop_defer(r->file->fs->loop, &r->file->task);
+}
+
+/* Answer the parked flushes that are settled: delivered (0), never to be
+ * (the write error), interrupted (EINTR), or out of time (ETIMEDOUT).
+ * The rest wait for the earliest mark still outstanding. */
+static void fs_serve_flushes(struct fs_file *f)
+{
+	struct fs_req *r, *next;
+	uint64_t mark = 0;
+	int rc, err;
+
+	for (r = TAILQ_FIRST(&f->flushes); r; r = next) {
+		next = TAILQ_NEXT(r, link);
+		rc = chan_delivered(f->c, r->mark);
+		if (rc > 0)
+			err = 0;
+		else if (rc < 0)
+			err = -rc;
+		else if (r->interrupted)
+			err = EINTR;
+		else if (r->expired)
+			err = ETIMEDOUT;
+		else {
+			if (!mark || r->mark < mark)
+				mark = r->mark;
+			continue;
+		}
+		if (err == ETIMEDOUT)
+			log_info("fs: close %s: %llu bytes not delivered to the "
+			         "guest after %u ms; close fails with ETIMEDOUT",
+			         f->c->name, (unsigned long long)
+			         (r->mark - f->c->tx_bytes), f->fs->linger_ms);
+		else if (err)
+			log_debug("fs: FLUSH %s: %s", f->c->name, strerror(err));
+		fuse_reply_err(r->req, err);
+		fs_req_done(f, r);
+	}
+	chan_watch_delivered(f->c, mark);
+}
+
+/* Sent at every close(2) of a descriptor (RELEASE follows the last one).
+ * Like a socket's close with SO_LINGER: answered once everything written
+ * through the file so far is in guest buffers, or with an error when it
+ * cannot be or the linger time runs out.  A non-blocking file does not
+ * wait: EAGAIN tells its data is still on its way (it keeps draining). */
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_file *f = fs_file_of(fi);
+	struct fs_req *r;
+	uint64_t mark;
+	int rc;
+
+	(void)ino;
+	if (!f->c) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	mark = chan_written(f->c);
+	rc = chan_delivered(f->c, mark);
+	if (rc != 0) {
+		fuse_reply_err(req, rc > 0 ? 0 : -rc);
+		return;
+	}
+	if (f->nonblock) {
+		log_debug("fs: FLUSH %s: non-blocking, %llu bytes on their way",
+		          f->c->name,
+		          (unsigned long long)(mark - f->c->tx_bytes));
+		fuse_reply_err(req, EAGAIN);
+		return;
+	}
+	r = fs_req_park(f, req, FS_REQ_FLUSH);
+	if (r) {
+		r->mark = mark;
+		r->timer = evtimer_new(loop_base(f->fs->loop), fs_flush_expired,
+		                       r);
+	}
+	if (!r || !r->timer) {
+		if (r)
+			fs_req_done(f, r);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	loop_timer_ms(r->timer, f->fs->linger_ms);
+	log_debug("fs: FLUSH %s: waiting for %llu bytes to reach the guest",
+	          f->c->name, (unsigned long long)(mark - f->c->tx_bytes));
+	/* Also settles an interrupt that came before the park. */
+	loop_defer(f->fs->loop, &f->task);
+}
+
 /* --- poll and the service step ---------------------------------------- */
 
+/* Notify on every edge since the last POLL reply, even when the mask is
+ * the one last replied: an edge-triggered epoll reader that drained the
+ * file to EAGAIN sends no POLL, and only this wakes it for the next
+ * arrival.  The handle is kept: the kernel's handle names the file, not
+ * one poll, so later edges before its next POLL still reach it. */
 static void fs_poll_notify(struct fs_file *f)
 {
-	unsigned mask;
-
-	if (!f->ph)
+	if (!f->ph || !f->edge)
 		return;
-	mask = fs_file_mask(f);
-	if (mask == f->polled)
-		return;
-	/* The kernel polls again after a notification, with a new handle. */
+	f->edge = false;
 	fuse_lowlevel_notify_poll(f->ph);
-	fuse_pollhandle_destroy(f->ph);
-	f->ph = NULL;
-	f->polled = mask;
 }
 
 static void fs_file_service(void *arg)
@@ -553,6 +676,7 @@ static void fs_file_service(void *arg)
 		return;
 	fs_serve_reads(f);
 	fs_serve_writes(f);
+	fs_serve_flushes(f);
 	fs_poll_notify(f);
 }
 
@@ -576,16 +700,9 @@ void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 			fuse_pollhandle_destroy(f->ph);
 		f->ph = ph;
 	}
-	f->polled = mask;
+	/* The reply tells the state as of now: only later edges notify. */
+	f->edge = false;
 	fuse_reply_poll(req, mask);
-}
-
-void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	/* Every close(): nothing to do until the last one (RELEASE). */
-	fuse_reply_err(req, 0);
 }
 
 /* Answer whatever is still parked on f (there should be nothing: the
@@ -600,6 +717,10 @@ static void fs_file_drain(struct fs_file *f, int err)
 	}
 	while ((r = TAILQ_FIRST(&f->writes)) != NULL)
 		fs_write_end(f, r, err);
+	while ((r = TAILQ_FIRST(&f->flushes)) != NULL) {
+		fuse_reply_err(r->req, err);
+		fs_req_done(f, r);
+	}
 	if (f->opening) {
 		fuse_reply_err(f->opening->req, err);
 		fs_req_done(f, f->opening);

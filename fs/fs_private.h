@@ -36,6 +36,9 @@ enum fs_kind {
 	FS_ACCEPT,       /* vsock/listen/<port> */
 };
 
+/* The size connection files report (see fs_node_stat). */
+#define FS_STREAM_SIZE 0x7ffff000
+
 /* Fixed node ids; per-connection names get ids from FS_INO_DYNAMIC up. */
 #define FS_INO_ROOT    FUSE_ROOT_ID
 #define FS_INO_VSOCK   2
@@ -60,7 +63,7 @@ struct fs_nodes {
 	uint64_t next_ino;
 };
 
-enum fs_req_kind { FS_REQ_OPEN, FS_REQ_READ, FS_REQ_WRITE };
+enum fs_req_kind { FS_REQ_OPEN, FS_REQ_READ, FS_REQ_WRITE, FS_REQ_FLUSH };
 
 /* A request that could not be answered at once. */
 struct fs_req {
@@ -68,10 +71,14 @@ struct fs_req {
 	struct fs_file *file;
 	enum fs_req_kind kind;
 	bool interrupted;        /* set by the interrupt callback only */
+	bool waiting;            /* OPEN: counted by vsock_accept_wait */
 	size_t size;             /* READ: bytes asked for */
 	char *data;              /* WRITE: copy of the part not yet taken */
 	size_t len, off;         /* WRITE: data length, bytes of it taken */
 	size_t taken;            /* WRITE: bytes of the whole request taken */
+	uint64_t mark;           /* FLUSH: chan_written() when it came */
+	struct event *timer;     /* FLUSH: the linger time */
+	bool expired;            /* FLUSH: the linger time is over */
 	TAILQ_ENTRY(fs_req) link;
 };
 TAILQ_HEAD(fs_reqq, fs_req);
@@ -86,9 +93,12 @@ struct fs_file {
 	char *text;              /* FS_STATUS snapshot */
 	size_t text_len;
 	struct fs_req *opening;  /* open still waiting for the guest */
-	struct fs_reqq reads, writes;
+	struct fs_reqq reads, writes, flushes;
+	bool nonblock;           /* O_NONBLOCK as of the last open, read or
+	                            write (FLUSH does not carry the flags) */
 	struct fuse_pollhandle *ph;  /* latest poll handle, or NULL */
-	unsigned polled;         /* mask last replied to POLL */
+	bool edge;               /* a readiness edge since the last POLL
+	                            reply or notification */
 	struct loop_task task;   /* fs_file_service */
 	TAILQ_ENTRY(fs_file) link;
 };
@@ -105,6 +115,7 @@ struct fs {
 	struct event *sig_ev[3];
 	char *mountpoint;
 	bool mounted, unmounted;
+	unsigned linger_ms;      /* FLUSH waits this long for delivery */
 	uid_t uid;
 	gid_t gid;
 	struct timespec born;

@@ -167,6 +167,7 @@ struct fs *fs_new(struct loop *l, struct chan_set *chans, struct vsock *v,
 	fs->vsock = v;
 	fs->status = cfg->status;
 	fs->status_arg = cfg->status_arg;
+	fs->linger_ms = cfg->close_timeout_ms ? cfg->close_timeout_ms : 2000;
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->born);

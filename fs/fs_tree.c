@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "chanfs/log.h"
+#include "chanfs/vsock.h"
 #include "fs_private.h"
 
 /* Fixed names change only with a new chanfs, so the kernel may cache
@@ -165,6 +166,13 @@ static void fs_node_stat(struct fs *fs, const struct fs_node *n,
 	case FS_ACCEPT:
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
+		/* A write past the size takes the kernel's inode lock
+		 * exclusively, even with FOPEN_PARALLEL_DIRECT_WRITES: a
+		 * second writer of the file would then wait there,
+		 * deaf to signals, behind one parked for flow control.
+		 * A stream has no size; this one is the largest single
+		 * write(2) (MAX_RW_COUNT), so no write goes past it. */
+		st->st_size = FS_STREAM_SIZE;
 		break;
 	}
 	if (n->kind == FS_CONNECT || n->kind == FS_ACCEPT)
@@ -381,12 +389,36 @@ struct fs_dirent {
 	mode_t type;
 };
 
+/* vsock/listen lists the ports listening now (the first 256). */
+#define FS_LISTEN_LISTED 256
+#define FS_DIRENTS_MAX (4 + FS_LISTEN_LISTED)
+
+static void fs_listen_ents(struct fs *fs, struct fs_dirent *ents,
+                           size_t *count, char names[][12])
+{
+	uint32_t ports[FS_LISTEN_LISTED];
+	size_t n, i;
+
+	n = vsock_listening(fs->vsock, ports, FS_LISTEN_LISTED);
+	if (n > FS_LISTEN_LISTED)
+		n = FS_LISTEN_LISTED;
+	for (i = 0; i < n; i++) {
+		snprintf(names[i], sizeof names[i], "%u", ports[i]);
+		/* Not a node id: each lookup of a port name gets a fresh
+		 * one. */
+		ents[(*count)++] = (struct fs_dirent){ names[i],
+		                                       FS_INO_DYNAMIC - 1,
+		                                       S_IFREG };
+	}
+}
+
 void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	const struct fs_node *n = fs_node_get(fs, ino);
-	struct fs_dirent ents[4];
+	struct fs_dirent ents[FS_DIRENTS_MAX];
+	char names[FS_LISTEN_LISTED][12];
 	size_t count = 0, used = 0, i;
 	char *buf;
 
@@ -409,6 +441,8 @@ void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		break;
 	default:
 		ents[count++] = (struct fs_dirent){ "..", FS_INO_VSOCK, S_IFDIR };
+		if (n->kind == FS_LISTEN_DIR)
+			fs_listen_ents(fs, ents, &count, names);
 		break;
 	}
 	buf = malloc(size ? size : 1);

@@ -59,6 +59,7 @@ int main(int argc, char **argv)
 	fc.fuse_opts = o.fuse_opts;
 	fc.status = main_status;
 	fc.status_arg = vu;
+	fc.close_timeout_ms = o.vsock.close_timeout_ms;
 	fs = fs_new(l, &chans, v, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;

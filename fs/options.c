@@ -21,6 +21,8 @@
 #define FS_DEFAULT_CONNECT_TIMEOUT 2000
 #define FS_DEFAULT_CLOSE_TIMEOUT 2000
 #define FS_DEFAULT_BACKLOG 16
+#define FS_DEFAULT_ACCEPT_TIMEOUT 30000
+#define FS_DEFAULT_LISTEN_LINGER 5000
 
 #define FS_MIN_BUF_SIZE (4u * 1024)
 #define FS_MAX_BUF_SIZE (64u * 1024 * 1024)
@@ -37,6 +39,8 @@ enum {
 	OPT_CONNECT_TIMEOUT,
 	OPT_CLOSE_TIMEOUT,
 	OPT_BACKLOG,
+	OPT_ACCEPT_TIMEOUT,
+	OPT_LISTEN_LINGER,
 };
 
 static const struct option fs_long_options[] = {
@@ -46,6 +50,8 @@ static const struct option fs_long_options[] = {
 	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 	{ "close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT },
 	{ "backlog", required_argument, NULL, OPT_BACKLOG },
+	{ "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
+	{ "listen-linger", required_argument, NULL, OPT_LISTEN_LINGER },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", no_argument, NULL, 'd' },
@@ -71,9 +77,14 @@ static void fs_help(FILE *out)
 	      "      --buf-size BYTES      per-connection flow-control window, a power\n"
 	      "                            of two from 4K to 64M (default 256K; K/M suffixes)\n"
 	      "      --connect-timeout MS  wait for the guest to answer a connect (default 2000)\n"
-	      "      --close-timeout MS    wait for the guest to finish a close (default 2000)\n"
+	      "      --close-timeout MS    how long a close waits for its data to reach the\n"
+	      "                            guest, and then for the guest's end (default 2000)\n"
 	      "      --backlog N           guest connections queued per listening port\n"
 	      "                            (default 16)\n"
+	      "      --accept-timeout MS   reset a queued guest connection nobody accepts\n"
+	      "                            within MS (default 30000)\n"
+	      "      --listen-linger MS    a port opened by vsock/listen/PORT stops listening\n"
+	      "                            MS after its last opener (default 5000)\n"
 	      "  -l, --listen PORT         listen on host port PORT from the start\n"
 	      "                            (repeatable; opening vsock/listen/PORT also does)\n"
 	      "  -f, --foreground          stay in the foreground (logs stay on stderr;\n"
@@ -268,6 +279,16 @@ static int fs_parse_one(struct fs_options *o, int c, const char *arg)
 		                    FS_MAX_BACKLOG, &v);
 		o->vsock.backlog = (unsigned)v;
 		break;
+	case OPT_ACCEPT_TIMEOUT:
+		rc = fs_parse_range("--accept-timeout", arg, "a number of ms",
+		                    1, FS_MAX_TIMEOUT, &v);
+		o->vsock.accept_timeout_ms = (unsigned)v;
+		break;
+	case OPT_LISTEN_LINGER:
+		rc = fs_parse_range("--listen-linger", arg, "a number of ms",
+		                    1, FS_MAX_TIMEOUT, &v);
+		o->vsock.listen_linger_ms = (unsigned)v;
+		break;
 	case 'l':
 		rc = fs_add_listen(o, arg);
 		break;
@@ -404,6 +425,8 @@ int fs_options_parse(struct fs_options *o, int argc, char **argv)
 	o->vsock.connect_timeout_ms = FS_DEFAULT_CONNECT_TIMEOUT;
 	o->vsock.close_timeout_ms = FS_DEFAULT_CLOSE_TIMEOUT;
 	o->vsock.backlog = FS_DEFAULT_BACKLOG;
+	o->vsock.accept_timeout_ms = FS_DEFAULT_ACCEPT_TIMEOUT;
+	o->vsock.listen_linger_ms = FS_DEFAULT_LISTEN_LINGER;
 
 	/* Our own messages: getopt's name the program as invoked. */
 	opterr = 0;

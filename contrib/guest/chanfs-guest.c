@@ -55,6 +55,7 @@ static const char guest_usage[] =
 	"  -c N      connect: open N connections at once (default 1)\n"
 	"  -r MS     connect: when refused or reset, retry every MS ms\n"
 	"  -d MS     wait MS ms after a connection is set up before serving it\n"
+	"  -R BYTES  sink: read at most BYTES per second (a slow reader)\n"
 	"  -q        no reports, only errors\n"
 	"\n"
 	"A connect without CID goes to the host (CID 2); a listen without CID\n"
@@ -95,6 +96,14 @@ void guest_sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+uint64_t guest_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- parsing ---- */
@@ -213,7 +222,7 @@ int main(int argc, char **argv)
 		return guest_usage_error("bad address '%s'", addr);
 
 	optind = 4;
-	while ((c = getopt(argc, argv, "n:1bc:r:d:q")) != -1) {
+	while ((c = getopt(argc, argv, "n:1bc:r:d:qR:")) != -1) {
 		switch (c) {
 		case 'n':
 			if (!guest_parse_u64(optarg, true, &o.bytes))
@@ -240,6 +249,10 @@ int main(int argc, char **argv)
 			break;
 		case 'q':
 			o.quiet = true;
+			break;
+		case 'R':
+			if (!guest_parse_u64(optarg, true, &o.rate) || !o.rate)
+				return guest_usage_error("-R: '%s' is not a rate", optarg);
 			break;
 		default:
 			return guest_usage_error("%s", "bad option");

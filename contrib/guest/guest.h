@@ -31,6 +31,7 @@ struct guest_opts {
 	unsigned count;		/* -c: concurrent connections (connect) */
 	unsigned retry_ms;	/* -r: retry refused connects (connect) */
 	unsigned delay_ms;	/* -d: wait before serving */
+	uint64_t rate;		/* -R: sink: read at most this many bytes/s */
 	bool quiet;		/* -q: no reports, errors only */
 	bool background;	/* -b: listen: detach once listening */
 };
@@ -47,6 +48,8 @@ void guest_say(const struct guest_opts *o, const char *fmt, ...)
 /* One error line on stderr. */
 void guest_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void guest_sleep_ms(unsigned ms);
+/* Milliseconds on the monotonic clock. */
+uint64_t guest_now_ms(void);
 
 /* Decimal; with suffixes, K, M or G multiply by powers of 1024. */
 bool guest_parse_u64(const char *s, bool suffixes, uint64_t *out);

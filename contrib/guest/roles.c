@@ -82,14 +82,22 @@ static int guest_sink(int fd, const char *label, const struct guest_opts *o)
 	static char buf[GUEST_CHUNK];
 	char hex[SHA256_HEX_LEN + 2];
 	struct sha256 s;
-	uint64_t total = 0;
+	uint64_t total = 0, t0, ahead;
 	size_t want;
 	ssize_t r;
 	int rc;
 
 	sha256_init(&s);
+	t0 = guest_now_ms();
 	for (;;) {
 		want = sizeof(buf);
+		/* A slow reader: small reads, paced to the rate. */
+		if (o->rate) {
+			want = 4096;
+			ahead = total * 1000 / o->rate;
+			if (ahead > guest_now_ms() - t0)
+				guest_sleep_ms((unsigned)(ahead - (guest_now_ms() - t0)));
+		}
 		if (o->bytes_set) {
 			if (total == o->bytes)
 				break;

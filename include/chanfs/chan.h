@@ -57,9 +57,10 @@ struct chan_backend {
 
 /* Host side readiness watcher: something about c changed.  It fires when
  * to_host goes from empty to non-empty, when to_guest drains to half its
- * window (from fuller), and on every state or half-close change (opened,
- * guest EOF/norecv, closed, reset, host shutdown).  Re-evaluate with
- * chan_poll() or by trying chan_read()/chan_write(). */
+ * window (from fuller), when the delivery mark set by
+ * chan_watch_delivered() is reached, and on every state or half-close
+ * change (opened, guest EOF/norecv, closed, reset, host shutdown).
+ * Re-evaluate with chan_poll() or by trying chan_read()/chan_write(). */
 typedef void (*chan_watch_fn)(struct chan *c, void *arg);
 
 struct chan_set;
@@ -72,6 +73,9 @@ struct chan {
 	bool guest_eof, guest_norecv, host_shut, host_closed;
 	uint64_t rx_bytes;    /* guest → host bytes accepted */
 	uint64_t tx_bytes;    /* host → guest bytes delivered to the guest */
+	uint64_t written;     /* host → guest bytes chan_write() took */
+	uint64_t tx_mark;     /* fire the watcher once tx_bytes reaches it
+	                         (0: no mark) */
 	unsigned refs;
 	char name[64];        /* "vsock 3:1234-2:49152" in logs and status */
 	const struct chan_backend *be;
@@ -141,6 +145,17 @@ void chan_consume(struct chan *c, size_t n);
  * CONNECTING.  len 0 returns 0 when a write could take data, else the
  * error.  Calls be->host_wrote when it took data. */
 ssize_t chan_write(struct chan *c, const void *buf, size_t len);
+/* Every byte chan_write() has taken so far (delivered, queued or
+ * discarded): the mark a later chan_delivered() call compares against. */
+uint64_t chan_written(const struct chan *c);
+/* Has everything the host wrote up to mark reached guest buffers?  1 yes,
+ * 0 not yet, or the error that means it never will (what was queued was
+ * discarded): -c->error after a reset, -EPIPE once closed or when the
+ * guest receives no more. */
+int chan_delivered(const struct chan *c, uint64_t mark);
+/* Fire the watcher once tx_bytes reaches mark (0 clears the mark; one
+ * mark at a time, the last call wins). */
+void chan_watch_delivered(struct chan *c, uint64_t mark);
 /* POLLIN/POLLOUT/POLLHUP/POLLERR as a socket would report them: POLLIN
  * when a read would not say EAGAIN (data, EOF or the error), POLLOUT when
  * at least half the to_guest window is free or a write would fail at once,

@@ -6,7 +6,9 @@
  *   vsock/<port>         open = connect to guest port <port> (waits for the
  *                        guest's answer, even with O_NONBLOCK)
  *   vsock/listen/<port>  open = accept the next guest connection to host
- *                        port <port> (O_NONBLOCK: EAGAIN if none is queued)
+ *                        port <port> (O_NONBLOCK: EAGAIN if none is queued);
+ *                        one the guest already ended opens too
+ *   vsock/listen         lists the ports listening now (vsock_listening)
  *   status               text snapshot taken at open: device state, guest
  *                        CID, every channel with state and byte counts
  * Each LOOKUP of a per-connection name gets a fresh node id (entry and attr
@@ -24,7 +26,8 @@
  *                       no answer in --connect-timeout → ETIMEDOUT; device
  *                       gone meanwhile → ECONNRESET; signal → EINTR
  *   open vsock/listen/N nothing queued and O_NONBLOCK → EAGAIN; else waits
- *                       (signal → EINTR)
+ *                       (signal → EINTR); while it waits the port listens
+ *                       (vsock_accept_wait)
  *   open status         for writing → EACCES
  *   read                data → at once, short reads normal; guest EOF or
  *                       orderly close, drained → 0; reset, drained →
@@ -32,18 +35,29 @@
  *                       EAGAIN; else waits (signal → EINTR)
  *   write               takes what fits; a blocking writer waits until all
  *                       is taken (signal after some bytes → that count,
- *                       before any → EINTR); O_NONBLOCK → partial count or
+ *                       before any → EINTR, also for one queued behind
+ *                       another writer of the file: FS_STREAM_SIZE and
+ *                       FOPEN_PARALLEL_DIRECT_WRITES let the kernel pass it
+ *                       on); O_NONBLOCK → partial count or
  *                       EAGAIN; guest receives no more / orderly closed →
  *                       EPIPE; reset → ECONNRESET...
- *   poll                POLLIN/POLLOUT/POLLERR/POLLHUP as chan_poll()
- *   last close          the connection is shut down in order (data already
- *                       written still reaches the guest first)
+ *   poll                POLLIN/POLLOUT/POLLERR/POLLHUP as chan_poll(); every
+ *                       watcher edge is notified (edge-triggered epoll)
+ *   close (FLUSH)       waits until everything written through the file
+ *                       before it is in guest buffers → 0; not within
+ *                       close_timeout_ms → ETIMEDOUT; discarded → the reset's
+ *                       error or EPIPE; O_NONBLOCK (as of the last open,
+ *                       read or write) with data on its way → EAGAIN at
+ *                       once; signal → EINTR
+ *   last close          the connection is shut down in order (what is still
+ *                       queued reaches the guest first)
  *   mmap                MAP_SHARED → ENODEV (the kernel, direct-io); the
  *                       kernel lets MAP_PRIVATE through, but its page-cache
  *                       reads (no lock owner) are refused EIO, so touching
  *                       the mapping is SIGBUS and no stream byte is taken
  *   symlink, link, rename, mknod, create, mkdir, unlink, rmdir → EPERM
- * When the daemon stops, every parked request is answered ECONNRESET.
+ * When the daemon stops, every parked request (and close) is answered
+ * ECONNRESET.
  */
 #ifndef CHANFS_FS_H
 #define CHANFS_FS_H
@@ -91,6 +105,8 @@ struct fs_config {
 	 * after the device's; NULL for none. */
 	void (*status)(void *arg, FILE *out);
 	void *status_arg;
+	unsigned close_timeout_ms; /* linger: how long a close waits for its
+	                              data to reach the guest (0: 2000) */
 };
 
 struct fs;

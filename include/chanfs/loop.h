@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <sys/queue.h>
 
+struct event;
 struct event_base;
 
 struct loop_task {
@@ -39,6 +40,9 @@ void loop_task_init(struct loop_task *t, void (*fn)(void *), void *arg);
 void loop_defer(struct loop *l, struct loop_task *t);
 /* Unqueue t if queued (call before freeing the memory t lives in). */
 void loop_cancel(struct loop *l, struct loop_task *t);
+
+/* (Re)arm the timer event ev to fire ms milliseconds from now. */
+void loop_timer_ms(struct event *ev, unsigned ms);
 
 /* Run until loop_stop().  Returns 0, or -errno if libevent failed. */
 int loop_run(struct loop *l);

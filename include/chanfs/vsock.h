@@ -20,6 +20,8 @@
 #ifndef CHANFS_VSOCK_H
 #define CHANFS_VSOCK_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -34,8 +36,14 @@ struct vsock_config {
 	uint64_t guest_cid;          /* served by GET_CONFIG (default 3) */
 	uint32_t buf_size;           /* per-connection window, power of two */
 	unsigned connect_timeout_ms; /* host → guest REQUEST without answer */
-	unsigned close_timeout_ms;   /* SHUTDOWN sent, no RST from the guest */
+	unsigned close_timeout_ms;   /* host closed: to deliver what is left,
+	                                then (SHUTDOWN sent) the guest's RST */
 	unsigned backlog;            /* queued guest connections per host port */
+	unsigned accept_timeout_ms;  /* a queued connection nobody accepts is
+	                                reset (0: 30000) */
+	unsigned listen_linger_ms;   /* a port made to listen by vsock_accept
+	                                stops this long after its last waiter
+	                                (0: 5000) */
 };
 
 struct vsock;
@@ -57,16 +65,27 @@ const struct vu_device *vsock_vu_device(void);
  * running (also while the rings are stopped), -EADDRINUSE when no host port is free. */
 int vsock_connect(struct vsock *v, uint32_t port, struct chan **out);
 
-/* Make host port listen for guest connections (idempotent).  Until then a
- * guest REQUEST to that port is answered with RST. */
+/* Make host port listen for guest connections for the device's life
+ * (idempotent; -l).  A guest REQUEST to a port that does not listen is
+ * answered with RST. */
 void vsock_listen(struct vsock *v, uint32_t port);
 /* Take the oldest guest connection queued on port: 0 with *out (a host
- * reference for the caller), or -EAGAIN when none is waiting (the port
- * listens from now on), -ENOMEM.  A connection the guest already ended
- * before it was accepted is still returned: its data stays readable, then
- * EOF (orderly) or its error.  Queued connections are dropped when the
- * driver or front-end goes away. */
+ * reference for the caller), or -EAGAIN when none is waiting, -ENOMEM.
+ * Either way the port listens from now on: while someone waits
+ * (vsock_accept_wait) and for listen_linger_ms after the last waiter or
+ * accept, unless vsock_listen made it listen for good.  A connection the
+ * guest already ended before it was accepted is still returned: its data
+ * stays readable, then EOF (orderly) or its error.  A queued connection
+ * nobody accepts within accept_timeout_ms is reset (RST, one log line);
+ * queued connections are dropped when the driver or front-end goes
+ * away. */
 int vsock_accept(struct vsock *v, uint32_t port, struct chan **out);
+/* An opener starts (waiting true) or stops waiting to accept on port:
+ * while any waits, the port keeps listening. */
+void vsock_accept_wait(struct vsock *v, uint32_t port, bool waiting);
+/* The ports listening now, in the order they started, into ports (up to
+ * max); returns how many there are (may be more than max). */
+size_t vsock_listening(const struct vsock *v, uint32_t *ports, size_t max);
 /* fn is called (from the device side, synchronously: record work only)
  * each time a guest connection is queued on a listening port. */
 void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),

@@ -14,6 +14,8 @@
  *   e2e-client parallel SPEC...    SPEC is echo|read|write:PATH:BYTES[xN];
  *                                  all of them at once, one thread each
  *   e2e-client poll-echo PATH      poll/select readiness with an echo service
+ *   e2e-client epoll-echo PATH N   N echoes in a row, each waited for with
+ *                                  edge-triggered epoll (EPOLLIN|EPOLLET)
  *   e2e-client poll-eof PATH BYTES poll readiness of data, then EOF
  *   e2e-client poll-write PATH BYTES  writability against a sink that
  *                                  starts reading late (-d)
@@ -223,6 +225,7 @@ static int client_usage(void)
 	fputs("usage: e2e-client echo|read|write PATH BYTES\n"
 	      "       e2e-client parallel MODE:PATH:BYTES[xN]...\n"
 	      "       e2e-client poll-echo PATH\n"
+	      "       e2e-client epoll-echo PATH N\n"
 	      "       e2e-client poll-eof|poll-write PATH BYTES\n"
 	      "       e2e-client broken MODE:PATH... -- CMD [ARG...]\n"
 	      "       e2e-client qmp SOCKET COMMAND\n", stderr);
@@ -257,6 +260,10 @@ int main(int argc, char **argv)
 		return argc == 4 ? client_qmp(argv[2], argv[3]) : client_usage();
 	if (!strcmp(cmd, "poll-echo"))
 		return argc == 3 ? client_poll_echo(argv[2]) : client_usage();
+	if (!strcmp(cmd, "epoll-echo"))
+		return argc == 4 ? client_epoll_echo(argv[2],
+		                                     (unsigned)atoi(argv[3]))
+		                 : client_usage();
 	if (argc != 4 || !client_parse_size(argv[3], &bytes))
 		return client_usage();
 	if (!strcmp(cmd, "echo"))

@@ -56,6 +56,7 @@ int client_parallel(int n, char **specs);
 int client_poll_echo(const char *path);
 int client_poll_eof(const char *path, uint64_t bytes);
 int client_poll_write(const char *path, uint64_t bytes);
+int client_epoll_echo(const char *path, unsigned rounds);
 
 /* e2e_broken.c */
 int client_broken(int n, char **specs, char **cmd);

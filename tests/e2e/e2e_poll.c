@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <unistd.h>
 
@@ -105,6 +107,67 @@ int client_poll_echo(const char *path)
 	close(fd);
 	if (!client_failed)
 		client_note("poll-echo %s: POLLOUT at once, POLLIN only with data, select agrees", path);
+	return client_failed;
+}
+
+/* ---- edge-triggered epoll ---- */
+
+/* Each round writes a line to the guest's echo, then reads until it has
+ * the line back, waiting with EPOLLET whenever a read says EAGAIN: the
+ * reader drained the file, so only a fresh edge can wake it. */
+int client_epoll_echo(const char *path, unsigned rounds)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+	char line[32], buf[64];
+	size_t len, got;
+	unsigned i;
+	ssize_t r;
+	int fd, ep, n;
+
+	fd = client_open(path, O_RDWR);
+	if (fd < 0)
+		return 1;
+	client_set_nonblock(fd);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		client_fail("epoll-echo: epoll: %s", strerror(errno));
+		return 1;
+	}
+	for (i = 0; i < rounds && !client_failed; i++) {
+		len = (size_t)snprintf(line, sizeof(line), "edge %u\n", i);
+		if (client_write_all(fd, line, len)) {
+			client_fail("epoll-echo: write: %s", strerror(errno));
+			break;
+		}
+		for (got = 0; got < len;) {
+			r = read(fd, buf + got, sizeof(buf) - got);
+			if (r > 0) {
+				got += (size_t)r;
+				continue;
+			}
+			if (r == 0 || errno != EAGAIN) {
+				client_fail("epoll-echo: round %u: read: %s", i,
+					    r ? strerror(errno) : "EOF");
+				break;
+			}
+			do {
+				n = epoll_wait(ep, &ev, 1, CLIENT_POLL_MS / 4);
+			} while (n < 0 && errno == EINTR);
+			if (n != 1) {
+				client_fail("epoll-echo: round %u: no EPOLLIN edge "
+					    "for the echo (%zu of %zu bytes)", i,
+					    got, len);
+				break;
+			}
+		}
+		if (!client_failed && memcmp(buf, line, len))
+			client_fail("epoll-echo: round %u: the echo differs", i);
+	}
+	close(ep);
+	close(fd);
+	if (!client_failed)
+		client_note("epoll-echo %s: %u echoes, each woken by an "
+			    "EPOLLET edge", path, rounds);
 	return client_failed;
 }
 

@@ -15,6 +15,14 @@
  *   pollclient [--select] waitin FILE    open; wait for readable with no
  *                                        data yet sent by us (a guest that
  *                                        sends later); read what came
+ *   pollclient epollin FILE N            edge-triggered epoll (EPOLLIN|
+ *                                        EPOLLET), O_NONBLOCK: N rounds of
+ *                                        write a line, wait for the edge,
+ *                                        read to EAGAIN (a guest echo)
+ *   pollclient epollout FILE N           edge-triggered epoll (EPOLLOUT|
+ *                                        EPOLLET), O_NONBLOCK: N rounds of
+ *                                        write to EAGAIN, wait for the
+ *                                        edge (a guest that reads slowly)
  *
  * Prints "ok ..." lines and exits 0, or "FAIL: ..." and exits 1.  Waits are
  * bounded (60 s) against hangs; nothing is measured.
@@ -26,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
 #include <unistd.h>
 
@@ -186,6 +195,109 @@ static int pc_pollhup(int fd, unsigned long want)
 	return 0;
 }
 
+/* An edge-triggered epoll set on fd for events; -1 on failure. */
+static int pc_epoll(int fd, unsigned events)
+{
+	struct epoll_event ev = { .events = events | EPOLLET, .data.fd = fd };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -1;
+	return ep;
+}
+
+/* Wait for an edge with one of events; 0 on timeout or error. */
+static unsigned pc_epoll_wait(int ep, unsigned events)
+{
+	struct epoll_event ev;
+	int r;
+
+	for (;;) {
+		r = epoll_wait(ep, &ev, 1, PC_WAIT_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return 0;
+		if (ev.events & events)
+			return ev.events;
+		/* another edge (EPOLLOUT while we wait to read): again */
+	}
+}
+
+/* Every echo is seen through an edge: a reader that drained to EAGAIN is
+ * woken by the next arrival. */
+static int pc_epollin(int fd, unsigned long rounds)
+{
+	char line[32], buf[64];
+	unsigned long i;
+	size_t len, got;
+	ssize_t n;
+	int ep = pc_epoll(fd, EPOLLIN);
+
+	if (ep < 0)
+		return fail("epoll: %s", strerror(errno));
+	for (i = 0; i < rounds; i++) {
+		len = (size_t)snprintf(line, sizeof(line), "ping %lu\n", i);
+		if (write(fd, line, len) != (ssize_t)len)
+			return fail("write: %s", strerror(errno));
+		got = 0;
+		while (got < len) {
+			n = read(fd, buf + got, sizeof(buf) - got);
+			if (n > 0) {
+				got += (size_t)n;
+				continue;
+			}
+			if (n == 0)
+				return fail("%s", "EOF instead of the echo");
+			if (errno != EAGAIN)
+				return fail("read: %s", strerror(errno));
+			if (!pc_epoll_wait(ep, EPOLLIN)) {
+				printf("FAIL: round %lu: no EPOLLIN edge for the "
+				       "echo (%zu of %zu bytes read)\n", i, got,
+				       len);
+				return 1;
+			}
+		}
+		if (got != len || memcmp(buf, line, len))
+			return fail("%s", "the echo differs from the line sent");
+	}
+	close(ep);
+	printf("ok epollin rounds=%lu\n", rounds);
+	return 0;
+}
+
+/* Every time the window fills, an edge says when it has room again. */
+static int pc_epollout(int fd, unsigned long rounds)
+{
+	static char buf[PC_CHUNK];
+	unsigned long i, filled = 0;
+	ssize_t n;
+	int ep = pc_epoll(fd, EPOLLOUT);
+
+	if (ep < 0)
+		return fail("epoll: %s", strerror(errno));
+	memset(buf, 'x', sizeof(buf));
+	for (i = 0; i < rounds; i++) {
+		while ((n = write(fd, buf, sizeof(buf))) > 0) {
+			filled += (unsigned long)n;
+			if (filled > PC_FILL_MAX)
+				return fail("%s", "never EAGAIN: no flow "
+				            "control");
+		}
+		if (errno != EAGAIN)
+			return fail("write: %s", strerror(errno));
+		if (!pc_epoll_wait(ep, EPOLLOUT)) {
+			printf("FAIL: round %lu: no EPOLLOUT edge after the "
+			       "window filled (%lu bytes written)\n", i,
+			       filled);
+			return 1;
+		}
+	}
+	close(ep);
+	printf("ok epollout rounds=%lu bytes=%lu\n", rounds, filled);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode, *path;
@@ -197,12 +309,13 @@ int main(int argc, char **argv)
 	}
 	if (argc - i < 2) {
 		fprintf(stderr, "usage: pollclient [--select] pollin|pollout|"
-		        "pollhup|waitin FILE [N]\n");
+		        "pollhup|waitin|epollin|epollout FILE [N]\n");
 		return 2;
 	}
 	mode = argv[i];
 	path = argv[i + 1];
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_CLOEXEC |
+	          (!strncmp(mode, "epoll", 5) ? O_NONBLOCK : 0));
 	if (fd < 0)
 		return fail("open: %s", strerror(errno));
 	if (!strcmp(mode, "pollin"))
@@ -211,6 +324,10 @@ int main(int argc, char **argv)
 		r = pc_waitin(fd);
 	else if (!strcmp(mode, "pollout"))
 		r = pc_pollout(fd);
+	else if (!strcmp(mode, "epollin") && argc - i >= 3)
+		r = pc_epollin(fd, strtoul(argv[i + 2], NULL, 0));
+	else if (!strcmp(mode, "epollout") && argc - i >= 3)
+		r = pc_epollout(fd, strtoul(argv[i + 2], NULL, 0));
 	else if (!strcmp(mode, "pollhup") && argc - i >= 3)
 		r = pc_pollhup(fd, strtoul(argv[i + 2], NULL, 0));
 	else

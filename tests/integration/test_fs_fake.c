@@ -162,6 +162,22 @@ void vsock_listen(struct vsock *v, uint32_t port)
 	(void)port;
 }
 
+/* Listening ports have no life of their own here. */
+void vsock_accept_wait(struct vsock *v, uint32_t port, bool waiting)
+{
+	(void)v;
+	(void)port;
+	(void)waiting;
+}
+
+size_t vsock_listening(const struct vsock *v, uint32_t *ports, size_t max)
+{
+	(void)v;
+	(void)ports;
+	(void)max;
+	return 0;
+}
+
 void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
                        void *arg)
 {
@@ -244,6 +260,11 @@ static void do_no_driver(struct act *a)
 	fk.no_driver = true;
 }
 
+static void do_linger(struct act *a)
+{
+	fk.fs->linger_ms = (unsigned)a->len;
+}
+
 static void do_count_parked(struct act *a)
 {
 	struct fs_file *f;
@@ -256,6 +277,8 @@ static void do_count_parked(struct act *a)
 		TAILQ_FOREACH(r, &f->reads, link)
 			a->count++;
 		TAILQ_FOREACH(r, &f->writes, link)
+			a->count++;
+		TAILQ_FOREACH(r, &f->flushes, link)
 			a->count++;
 	}
 }
@@ -333,7 +356,7 @@ static void do_stop(struct act *a)
 
 enum fake_action {
 	FA_NOTHING, FA_OPENED, FA_SEND, FA_EOF, FA_NORECV, FA_RESET, FA_DRAIN,
-	FA_INCOMING, FA_NO_DRIVER, FA_FORGET_CONNS, FA_STOP,
+	FA_INCOMING, FA_NO_DRIVER, FA_LINGER, FA_FORGET_CONNS, FA_STOP,
 	FA_QUERY,	/* + enum fake_query */
 };
 
@@ -347,6 +370,7 @@ static void (*const fake_actions[])(struct act *) = {
 	[FA_DRAIN] = do_drain,
 	[FA_INCOMING] = do_incoming,
 	[FA_NO_DRIVER] = do_no_driver,
+	[FA_LINGER] = do_linger,
 	[FA_FORGET_CONNS] = do_forget_conns,
 	[FA_STOP] = do_stop,
 	[FA_QUERY + FQ_PARKED] = do_count_parked,
@@ -376,7 +400,7 @@ static void on_call(evutil_socket_t fd, short what, void *arg)
  * well (and, in a sanitizer build, nothing leaked). */
 static void child_main(pid_t parent)
 {
-	struct fs_config cfg = { 0 };
+	struct fs_config cfg = { .close_timeout_ms = FAKE_LINGER_MS };
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
@@ -497,6 +521,7 @@ int fake_test_teardown(void **state)
 	(void)state;
 	run(FA_FORGET_CONNS, 0, &a);
 	fake_wait_zero(FQ_CHANS);
+	fake_set_linger(FAKE_LINGER_MS);
 	return 0;
 }
 
@@ -513,6 +538,13 @@ void fake_no_driver(void)
 	struct act a = { 0 };
 
 	run(FA_NO_DRIVER, 0, &a);
+}
+
+void fake_set_linger(unsigned ms)
+{
+	struct act a = { .len = ms };
+
+	run(FA_LINGER, 0, &a);
 }
 
 void guest_opened(unsigned conn)
@@ -619,6 +651,9 @@ static void *op_thread(void *p)
 	case OP_WRITE:
 		o->ret = write(o->fd, o->buf, o->len);
 		break;
+	case OP_CLOSE:
+		o->ret = close(o->fd);
+		break;
 	case OP_POLL:
 		pfd.fd = o->fd;
 		pfd.events = o->events;
@@ -670,5 +705,13 @@ int open_accepted(uint32_t port, int flags, unsigned *conn)
 void close_and_wait(int fd, unsigned closes)
 {
 	assert_int_equal(close(fd), 0);
+	fake_wait(FQ_HOST_CLOSES, 0, closes);
+}
+
+void close_failing_and_wait(int fd, int err, unsigned closes)
+{
+	errno = 0;
+	assert_int_equal(close(fd), -1);
+	assert_int_equal(errno, err);
 	fake_wait(FQ_HOST_CLOSES, 0, closes);
 }

@@ -28,6 +28,8 @@
 #include <sys/types.h>
 
 #define FAKE_WIN 4096
+/* How long a close waits for its data to reach the "guest" (ms). */
+#define FAKE_LINGER_MS 200
 /* The bound of every wait, in 1 ms steps (20 s): only a hang reaches it. */
 #define FAKE_GUARD_STEPS 20000
 
@@ -43,6 +45,9 @@ int fake_test_teardown(void **state);
 const char *fake_path(const char *rel);
 /* vsock_connect says -ENOTCONN (no driver) until the test ends. */
 void fake_no_driver(void);
+/* How long a close waits for delivery from now on (fake_test_teardown
+ * restores FAKE_LINGER_MS). */
+void fake_set_linger(unsigned ms);
 
 /* --- the guest side of connection conn ---------------------------------- */
 void guest_opened(unsigned conn);                 /* RESPONSE */
@@ -58,7 +63,8 @@ unsigned guest_incoming(uint32_t port);
 
 /* --- what the daemon holds ------------------------------------------------ */
 enum fake_query {
-	FQ_PARKED,             /* parked opens, reads and writes, all files */
+	FQ_PARKED,             /* parked opens, reads, writes and flushes
+	                          (closes), all files */
 	FQ_CONNS,              /* connections made this test */
 	FQ_HOST_CLOSES,        /* host_close calls this test */
 	FQ_RING_USED,          /* bytes in conn's to_guest ring */
@@ -79,8 +85,10 @@ void fake_wait_zero(enum fake_query q);
 int open_accepted(uint32_t port, int flags, unsigned *conn);
 /* Close fd and wait until the device has seen closes host_close calls. */
 void close_and_wait(int fd, unsigned closes);
+/* The same for a close that must fail with err (data not delivered). */
+void close_failing_and_wait(int fd, int err, unsigned closes);
 
-enum op_kind { OP_OPEN, OP_READ, OP_WRITE, OP_POLL };
+enum op_kind { OP_OPEN, OP_READ, OP_WRITE, OP_POLL, OP_CLOSE };
 
 /* One file call on its own thread: fill in kind and its arguments. */
 struct op {

@@ -149,6 +149,27 @@ static void test_accept_interrupted_by_a_signal_fails_with_eintr(void **state)
 	free((char *)o.path);
 }
 
+/* vsock.h: a connection the guest ended before it was accepted is still
+ * accepted; its data reads, then its error. */
+static void test_accept_of_a_connection_the_guest_already_reset_reads_its_data_then_econnreset(void **state)
+{
+	unsigned conn = guest_incoming(5002);
+	char buf[16];
+	int fd;
+
+	(void)state;
+	guest_send(conn, "early");
+	guest_reset(conn, ECONNRESET);
+	fd = open(fake_path("vsock/listen/5002"), O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof buf), 5);
+	assert_memory_equal(buf, "early", 5);
+	errno = 0;
+	assert_int_equal(read(fd, buf, sizeof buf), -1);
+	assert_int_equal(errno, ECONNRESET);
+	assert_int_equal(close(fd), 0);
+}
+
 /* --- reading ------------------------------------------------------------- */
 
 static void test_read_returns_what_is_there_at_once(void **state)
@@ -419,7 +440,8 @@ static void test_nonblocking_write_returns_the_partial_count_then_eagain(void **
 	errno = 0;
 	assert_int_equal(write(fd, big, 10), -1);
 	assert_int_equal(errno, EAGAIN);
-	close_and_wait(fd, 1);
+	/* A non-blocking close does not wait for the window to drain. */
+	close_failing_and_wait(fd, EAGAIN, 1);
 	free(big);
 }
 
@@ -437,7 +459,40 @@ static void test_interrupted_write_returns_the_count_already_taken(void **state)
 	op_wait(&w);
 	assert_int_equal(w.ret, WIN);
 	assert_int_equal(fake_count(FQ_RING_USED, conn), WIN);
-	close_and_wait(w.fd, 1);
+	close_failing_and_wait(w.fd, ETIMEDOUT, 1);
+	free(big);
+}
+
+/* Two writers on one descriptor: the second waits behind the parked first
+ * (writes stay whole and in order); a signal to it answers it with EINTR
+ * while the first keeps waiting. */
+static void test_a_signal_to_a_writer_queued_behind_a_parked_writer_fails_it_with_eintr(void **state)
+{
+	char *big = calloc(1, 2 * WIN), buf[64];
+	struct op w1 = { .kind = OP_WRITE, .buf = big, .len = 2 * WIN };
+	struct op w2 = { .kind = OP_WRITE, .buf = buf, .len = sizeof buf };
+	unsigned conn;
+	size_t got = 0, n;
+
+	(void)state;
+	memset(buf, 'z', sizeof buf);
+	w1.fd = open_accepted(7007, O_RDWR, &conn);
+	w2.fd = w1.fd;
+	op_start(&w1);
+	op_assert_blocked(&w1, 1);
+	op_start(&w2);
+	op_assert_blocked(&w2, 2);
+	pthread_kill(w2.t, SIGUSR1);
+	op_wait(&w2);
+	assert_int_equal(w2.ret, -1);
+	assert_int_equal(w2.err, EINTR);
+	assert_false(atomic_load(&w1.done));
+	while ((n = guest_drain(conn, big, 2 * WIN)) > 0 || !atomic_load(&w1.done))
+		got += n;
+	op_wait(&w1);
+	assert_int_equal(w1.ret, 2 * WIN);
+	assert_int_equal(got, 2 * WIN);
+	close_and_wait(w1.fd, 1);
 	free(big);
 }
 
@@ -491,7 +546,11 @@ static void test_a_parked_writer_does_not_hold_up_another_connection(void **stat
 	assert_int_equal(fake_count(FQ_RING_USED, c2), 4);
 	guest_reset(c1, ECONNRESET);
 	op_wait(&w);
-	close(w.fd);
+	/* What c1 had queued was discarded by the reset. */
+	errno = 0;
+	assert_int_equal(close(w.fd), -1);
+	assert_int_equal(errno, ECONNRESET);
+	assert_int_equal(guest_drain(c2, big, 4), 4);
 	close_and_wait(fd2, 1);
 	free(big);
 }
@@ -567,7 +626,101 @@ static void test_last_close_tells_the_device_once(void **state)
 	/* A dup still holds the file: no close reaches the device. */
 	assert_int_equal(write(fd2, "x", 1), 1);
 	assert_int_equal(fake_count(FQ_HOST_CLOSES, 0), 0);
-	close_and_wait(fd2, 1);
+	close_failing_and_wait(fd2, ETIMEDOUT, 1);
+}
+
+/* close(2) lingers like a socket's with SO_LINGER: it returns once what
+ * was written reached the guest. */
+static void test_close_waits_until_the_guest_has_taken_the_data(void **state)
+{
+	struct op c = { .kind = OP_CLOSE };
+	char buf[8];
+	unsigned conn;
+
+	(void)state;
+	fake_set_linger(FAKE_GUARD_STEPS);
+	c.fd = open_accepted(9002, O_RDWR, &conn);
+	assert_int_equal(write(c.fd, "tail", 4), 4);
+	op_start(&c);
+	op_assert_blocked(&c, 1);
+	assert_int_equal(guest_drain(conn, buf, 2), 2);
+	op_assert_blocked(&c, 1);
+	assert_int_equal(guest_drain(conn, buf + 2, 6), 2);
+	op_wait(&c);
+	assert_int_equal(c.ret, 0);
+	assert_memory_equal(buf, "tail", 4);
+	fake_wait(FQ_HOST_CLOSES, 0, 1);
+}
+
+static void test_close_of_data_the_guest_does_not_take_fails_with_etimedout(void **state)
+{
+	unsigned conn;
+	int fd = open_accepted(9003, O_RDWR, &conn);
+
+	(void)state;
+	assert_int_equal(write(fd, "stuck", 5), 5);
+	close_failing_and_wait(fd, ETIMEDOUT, 1);
+}
+
+/* Each close of a dup waits only for what was written before it. */
+static void test_close_of_a_dup_waits_for_the_data_written_before_it(void **state)
+{
+	struct op c = { .kind = OP_CLOSE };
+	char buf[8];
+	unsigned conn;
+	int fd;
+
+	(void)state;
+	fake_set_linger(FAKE_GUARD_STEPS);
+	fd = open_accepted(9004, O_RDWR, &conn);
+	c.fd = dup(fd);
+	assert_int_equal(write(fd, "one", 3), 3);
+	op_start(&c);
+	op_assert_blocked(&c, 1);
+	assert_int_equal(write(fd, "two", 3), 3);
+	assert_int_equal(guest_drain(conn, buf, 3), 3);
+	op_wait(&c);
+	assert_int_equal(c.ret, 0);
+	assert_int_equal(fake_count(FQ_HOST_CLOSES, 0), 0);
+	assert_int_equal(guest_drain(conn, buf, 3), 3);
+	close_and_wait(fd, 1);
+}
+
+static void test_close_interrupted_by_a_signal_fails_with_eintr(void **state)
+{
+	struct op c = { .kind = OP_CLOSE };
+	unsigned conn;
+
+	(void)state;
+	fake_set_linger(FAKE_GUARD_STEPS);
+	c.fd = open_accepted(9005, O_RDWR, &conn);
+	assert_int_equal(write(c.fd, "stuck", 5), 5);
+	op_start(&c);
+	op_assert_blocked(&c, 1);
+	pthread_kill(c.t, SIGUSR1);
+	op_wait(&c);
+	assert_int_equal(c.ret, -1);
+	assert_int_equal(c.err, EINTR);
+	/* The descriptor is closed all the same (close(2) is not retried). */
+	fake_wait(FQ_HOST_CLOSES, 0, 1);
+}
+
+static void test_close_after_the_guest_stopped_receiving_fails_with_epipe(void **state)
+{
+	struct op c = { .kind = OP_CLOSE };
+	unsigned conn;
+
+	(void)state;
+	fake_set_linger(FAKE_GUARD_STEPS);
+	c.fd = open_accepted(9006, O_RDWR, &conn);
+	assert_int_equal(write(c.fd, "lost", 4), 4);
+	op_start(&c);
+	op_assert_blocked(&c, 1);
+	guest_norecv(conn);
+	op_wait(&c);
+	assert_int_equal(c.ret, -1);
+	assert_int_equal(c.err, EPIPE);
+	fake_wait(FQ_HOST_CLOSES, 0, 1);
 }
 
 /* Every lookup of a port name makes a node; the kernel forgets the old
@@ -605,7 +758,7 @@ static void test_status_lists_each_channel_with_its_counts(void **state)
 	assert_non_null(strstr(text, "channels 1\n"));
 	assert_non_null(strstr(text, "fake 9001#0 open rx 5 tx 0 to_host 5/4096 to_guest 2/4096\n"));
 	close(sfd);
-	close_and_wait(fd, 1);
+	close_failing_and_wait(fd, ETIMEDOUT, 1);
 }
 
 #define T(name) cmocka_unit_test_teardown(name, fake_test_teardown)
@@ -621,6 +774,7 @@ int main(void)
 		T(test_accept_with_o_nonblock_and_nobody_waiting_fails_with_eagain),
 		T(test_accept_waits_for_the_guest_to_connect),
 		T(test_accept_interrupted_by_a_signal_fails_with_eintr),
+		T(test_accept_of_a_connection_the_guest_already_reset_reads_its_data_then_econnreset),
 		T(test_read_returns_what_is_there_at_once),
 		T(test_read_with_nothing_there_and_o_nonblock_fails_with_eagain),
 		T(test_fcntl_o_nonblock_applies_to_later_reads),
@@ -636,6 +790,7 @@ int main(void)
 		T(test_a_one_mib_write_reaches_the_daemon_as_one_request),
 		T(test_nonblocking_write_returns_the_partial_count_then_eagain),
 		T(test_interrupted_write_returns_the_count_already_taken),
+		T(test_a_signal_to_a_writer_queued_behind_a_parked_writer_fails_it_with_eintr),
 		T(test_write_after_guest_stops_receiving_fails_with_epipe),
 		T(test_one_fd_reads_and_writes_at_the_same_time),
 		T(test_a_parked_writer_does_not_hold_up_another_connection),
@@ -643,6 +798,11 @@ int main(void)
 		T(test_poll_reports_writable_once_the_guest_drains_the_window),
 		T(test_poll_reports_error_and_hangup_after_a_reset),
 		T(test_last_close_tells_the_device_once),
+		T(test_close_waits_until_the_guest_has_taken_the_data),
+		T(test_close_of_data_the_guest_does_not_take_fails_with_etimedout),
+		T(test_close_of_a_dup_waits_for_the_data_written_before_it),
+		T(test_close_interrupted_by_a_signal_fails_with_eintr),
+		T(test_close_after_the_guest_stopped_receiving_fails_with_epipe),
 		T(test_repeated_lookups_do_not_pile_up_nodes),
 		T(test_status_lists_each_channel_with_its_counts),
 	};

@@ -15,17 +15,6 @@
 
 #include "vsock_harness.h"
 
-static int pollclient(struct vh *h, const char *args)
-{
-	char cmd[512], out[4096];
-	int r;
-
-	snprintf(cmd, sizeof(cmd), "'%s' %s", h->pollclient_exe, args);
-	r = vh_sh(h, cmd, out, sizeof(out));
-	fprintf(stderr, "pollclient %s:\n%s", args, out);
-	return r;
-}
-
 static void test_poll_and_select_see_in_out_hup(void **state)
 {
 	struct vh *h = *state;
@@ -49,16 +38,16 @@ static void test_poll_and_select_see_in_out_hup(void **state)
 	for (i = 0; i < 2; i++) {
 		snprintf(args, sizeof(args), "%spollin \"$MNT/vsock/7\"",
 		         modes[i]);
-		assert_int_equal(pollclient(h, args), 0);
+		assert_int_equal(vh_pollclient(h, args), 0);
 		snprintf(args, sizeof(args), "%swaitin \"$MNT/vsock/10\"",
 		         modes[i]);
-		assert_int_equal(pollclient(h, args), 0);
+		assert_int_equal(vh_pollclient(h, args), 0);
 		snprintf(args, sizeof(args), "%spollout \"$MNT/vsock/8\"",
 		         modes[i]);
-		assert_int_equal(pollclient(h, args), 0);
+		assert_int_equal(vh_pollclient(h, args), 0);
 		snprintf(args, sizeof(args), "%spollhup \"$MNT/vsock/9\" 100000",
 		         modes[i]);
-		assert_int_equal(pollclient(h, args), 0);
+		assert_int_equal(vh_pollclient(h, args), 0);
 	}
 	assert_int_equal(vh_guest_stop(g), 0);
 }

@@ -106,6 +106,9 @@ const char *vh_path(struct vh *h, const char *rel);
  * goes to out (NUL-terminated, up to max - 1 bytes) when out is not NULL,
  * else to our stderr.  Returns the exit code, or -1. */
 int vh_sh(const struct vh *h, const char *script, char *out, size_t max);
+/* Run pollclient with args (a shell word list; $MNT is the mount) and
+ * print its output; its exit code, or -1. */
+int vh_pollclient(const struct vh *h, const char *args);
 /* The whole status file (malloc'd), or NULL. */
 char *vh_status(const struct vh *h);
 /* chanfs's peak resident set (VmHWM) in KiB, or -1. */
@@ -122,6 +125,12 @@ long vh_raise_nofile(long n);
 /* read()/write() the whole buffer (write: loops over short counts).
  * Returns the count or -errno. */
 ssize_t vh_write_all(int fd, const void *buf, size_t len);
+/* Write total bytes of the seed's data stream (guest_data_fill) to fd in
+ * blocking writes of chunk bytes (at most 1 MiB), each of which must
+ * return its whole count.  Returns the stream's FNV-1a, or 0 when a write
+ * fell short (printed). */
+uint64_t vh_write_stream(const struct vh *h, int fd, uint64_t total,
+                         size_t chunk);
 /* FNV-1a of a file's bytes; *len gets its size.  0 on error. */
 uint64_t vh_file_fnv(const char *path, uint64_t *len);
 

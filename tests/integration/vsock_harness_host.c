@@ -57,6 +57,40 @@ const char *vh_path(struct vh *h, const char *rel)
 	return h->path;
 }
 
+uint64_t vh_write_stream(const struct vh *h, int fd, uint64_t total,
+                         size_t chunk)
+{
+	static uint8_t buf[1u << 20];
+	uint64_t off, fnv = GUEST_FNV_INIT;
+	ssize_t n;
+
+	if (chunk > sizeof(buf))
+		chunk = sizeof(buf);
+	for (off = 0; off < total; off += chunk) {
+		guest_data_fill(h->seed, off, buf, chunk);
+		fnv = guest_fnv1a(fnv, buf, chunk);
+		/* one write, the whole count: parked until all is taken */
+		n = write(fd, buf, chunk);
+		if (n != (ssize_t)chunk) {
+			fprintf(stderr, "write at %llu: %zd (%s)\n",
+			        (unsigned long long)off, n, strerror(errno));
+			return 0;
+		}
+	}
+	return fnv;
+}
+
+int vh_pollclient(const struct vh *h, const char *args)
+{
+	char cmd[512], out[4096];
+	int r;
+
+	snprintf(cmd, sizeof(cmd), "'%s' %s", h->pollclient_exe, args);
+	r = vh_sh(h, cmd, out, sizeof(out));
+	fprintf(stderr, "pollclient %s:\n%s", args, out);
+	return r;
+}
+
 char *vh_status(const struct vh *h)
 {
 	char path[256];

@@ -390,6 +390,42 @@ static void test_guest_took_more_than_queued_is_clamped(void **state)
 	assert_int_equal(ring_used(&f->c->to_guest), 0);
 }
 
+/* What close(2) waits for: everything written up to a mark delivered. */
+static void test_delivery_mark_fires_once_the_guest_took_the_bytes(void **state)
+{
+	struct fix *f = *state;
+	uint64_t mark;
+
+	assert_int_equal(chan_write(f->c, "abcdef", 6), 6);
+	mark = chan_written(f->c);
+	assert_int_equal(mark, 6);
+	assert_int_equal(chan_delivered(f->c, mark), 0);
+	chan_watch_delivered(f->c, mark);
+	f->rec.watches = 0;
+	chan_guest_took(f->c, 5);
+	assert_int_equal(f->rec.watches, 0);
+	assert_int_equal(chan_delivered(f->c, mark), 0);
+	chan_guest_took(f->c, 1);
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(chan_delivered(f->c, mark), 1);
+	/* One shot: the mark is gone. */
+	assert_int_equal(chan_write(f->c, "g", 1), 1);
+	chan_guest_took(f->c, 1);
+	assert_int_equal(f->rec.watches, 1);
+}
+
+static void test_discarded_bytes_are_never_delivered(void **state)
+{
+	struct fix *f = *state;
+
+	assert_int_equal(chan_write(f->c, "abc", 3), 3);
+	chan_guest_norecv(f->c);
+	assert_int_equal(chan_delivered(f->c, chan_written(f->c)), -EPIPE);
+	assert_int_equal(chan_delivered(f->c, 0), 1);
+	chan_reset(f->c, ECONNRESET);
+	assert_int_equal(chan_delivered(f->c, 3), -ECONNRESET);
+}
+
 static void test_guest_norecv_makes_writes_fail_with_epipe(void **state)
 {
 	struct fix *f = *state;
@@ -690,6 +726,8 @@ int main(void)
 		cmocka_unit_test(test_last_unref_frees_and_leaves_the_set),
 		cmocka_unit_test(test_channel_survives_a_watcher_that_drops_the_last_reference),
 		cmocka_unit_test_setup_teardown(test_unwatched_channel_fires_nothing, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_delivery_mark_fires_once_the_guest_took_the_bytes, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_discarded_bytes_are_never_delivered, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_names_state_flags_and_counts, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_names_the_reset_error, setup_open, teardown),
 	};

@@ -364,17 +364,17 @@ static int fx_setup_cfg(void **state, const struct vsock_config *cfg)
 	return 0;
 }
 
+static const struct vsock_config fx_cfg = {
+	.guest_cid = CID,
+	.buf_size = WINDOW,
+	.connect_timeout_ms = 20,
+	.close_timeout_ms = 20,
+	.backlog = BACKLOG,
+};
+
 static int fx_setup(void **state)
 {
-	struct vsock_config cfg = {
-		.guest_cid = CID,
-		.buf_size = WINDOW,
-		.connect_timeout_ms = 20,
-		.close_timeout_ms = 20,
-		.backlog = BACKLOG,
-	};
-
-	return fx_setup_cfg(state, &cfg);
+	return fx_setup_cfg(state, &fx_cfg);
 }
 
 static int fx_teardown(void **state)
@@ -531,6 +531,78 @@ static void vsock_accept_returns_a_connection_the_guest_already_ended(void **sta
 	chan_close(c);
 	chan_close(d);
 	assert_int_equal(rx_take(f), 0);
+}
+
+static int fx_setup_short_listen(void **state)
+{
+	struct vsock_config cfg = fx_cfg;
+
+	cfg.accept_timeout_ms = 20;
+	cfg.listen_linger_ms = 20;
+	return fx_setup_cfg(state, &cfg);
+}
+
+/* Run the loop (its timers) until cond holds; bounded against a hang. */
+#define RUN_UNTIL(f, cond) do { \
+	int i_; \
+	for (i_ = 0; i_ < 1000 && !(cond); i_++) \
+		event_base_loop(loop_base((f)->loop), EVLOOP_ONCE); \
+	assert_true(cond); \
+} while (0)
+
+static void vsock_accepted_port_listens_while_wanted_then_stops(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = NULL;
+	uint32_t ports[4];
+
+	vsock_listen(f->v, 7000);
+	assert_int_equal(vsock_accept(f->v, 6000, &c), -EAGAIN);
+	vsock_accept_wait(f->v, 6000, true);
+	assert_int_equal(vsock_listening(f->v, ports, 4), 2);
+	/* A waiter keeps it listening past the linger time. */
+	usleep(40 * 1000);
+	settle(f);
+	rx_post(f, 2);
+	tx(f, OP_REQUEST, 1000, 6000, 0, 0, NULL, 0);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RESPONSE);
+	assert_int_equal(vsock_accept(f->v, 6000, &c), 0);
+	vsock_accept_wait(f->v, 6000, false);
+	chan_close(c);
+	rx_post(f, 4);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_SHUTDOWN);
+	tx(f, OP_RST, 1000, 6000, 0, 0, NULL, 0);
+	assert_int_equal(f->chans.count, 0);
+	/* Nobody waits: it stops; the -l port does not. */
+	RUN_UNTIL(f, vsock_listening(f->v, ports, 4) == 1);
+	assert_int_equal(ports[0], 7000);
+	tx(f, OP_REQUEST, 1001, 6000, 0, 0, NULL, 0);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RST);
+	assert_int_equal(f->pk[0].dst_port, 1001);
+	assert_int_equal(f->chans.count, 0);
+}
+
+static void vsock_queued_connection_not_accepted_in_time_is_reset(void **state)
+{
+	struct fx *f = *state;
+	struct logcap cap;
+	char text[512];
+
+	vsock_listen(f->v, LISTEN);
+	rx_post(f, 4);
+	tx(f, OP_REQUEST, 1000, LISTEN, 0, 0, NULL, 0);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RESPONSE);
+	logcap_begin(&cap);
+	RUN_UNTIL(f, f->chans.count == 0);
+	assert_int_equal(logcap_end(&cap, text, sizeof text), 1);
+	assert_non_null(strstr(text, "not accepted within 20 ms; RST"));
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RST);
+	assert_int_equal(f->pk[0].dst_port, 1000);
 }
 
 static void vsock_connect_sends_request_and_response_opens(void **state)
@@ -1409,6 +1481,12 @@ int main(void)
 		T(vsock_request_beyond_backlog_is_answered_with_rst),
 		T(vsock_accept_on_a_new_port_starts_listening),
 		T(vsock_accept_returns_a_connection_the_guest_already_ended),
+		cmocka_unit_test_setup_teardown(
+			vsock_accepted_port_listens_while_wanted_then_stops,
+			fx_setup_short_listen, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_queued_connection_not_accepted_in_time_is_reset,
+			fx_setup_short_listen, fx_teardown),
 		T(vsock_connect_sends_request_and_response_opens),
 		T(vsock_connect_answered_with_rst_is_refused),
 		T(vsock_connect_without_answer_times_out_with_rst),

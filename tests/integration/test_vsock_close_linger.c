@@ -1,0 +1,146 @@
+/*
+ * close(2) keeps its promise (README, "what close guarantees"): it returns
+ * 0 only once everything written reached guest buffers, and fails when it
+ * cannot, so a writer never exits 0 after chanfs dropped its tail.
+ *
+ *  - A guest reading slowly: the tail left in the window when the writer
+ *    closes takes longer than --close-timeout to drain and be read.  The
+ *    close waits for the drain (bounded by the same time), and the wait
+ *    for the guest's RST starts only once SHUTDOWN is sent, so the guest
+ *    reads every byte; or, if the machine is too slow for the drain, the
+ *    close says ETIMEDOUT.  Never 0 with bytes missing.
+ *  - A guest not reading at all: close fails with ETIMEDOUT after the
+ *    linger time; a non-blocking close does not wait and says EAGAIN.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "guest_vsock.h"
+#include "vsock_harness.h"
+
+#define TOTAL (192u << 10)
+#define CHUNK 4096
+
+static void test_close_waits_for_a_slow_guest_to_have_the_tail(void **state)
+{
+	struct vh *h = *state;
+	/* window 64K drains in ~650 ms at 100 B/ms, the guest's own 64K
+	 * buffer is read in another ~650 ms: together more than the 1 s
+	 * close timeout, each alone less */
+	const char *cargs[] = { "--buf-size", "64K", "--close-timeout", "1000",
+	                        NULL };
+	const char *gargs[] = { "--buf-alloc", "64K", "-l", "8:slow=100",
+	                        NULL };
+	struct vh_guest *g;
+	const char *l;
+	uint64_t fnv;
+	int fd, rc, err;
+
+	assert_int_equal(vh_start_chanfs(h, cargs), 0);
+	g = vh_start_guest(h, gargs);
+	assert_non_null(g);
+
+	fd = open(vh_path(h, "vsock/8"), O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	fnv = vh_write_stream(h, fd, TOTAL, CHUNK);
+	assert_true(fnv != 0);
+	errno = 0;
+	rc = close(fd);
+	err = errno;
+	fprintf(stderr, "close: %d (%s)\n", rc, rc ? strerror(err) : "ok");
+
+	l = vh_guest_wait(g, "conn lport=8 svc=slow", 1, VH_TIMEOUT_MS);
+	assert_non_null(l);
+	fprintf(stderr, "guest: %s\n", l);
+	if (rc == 0) {
+		/* 0 promises every byte */
+		assert_true(vh_kv_u64(l, "rx") == TOTAL);
+		assert_true(vh_kv_hex(l, "rx_fnv") == fnv);
+		assert_non_null(strstr(l, "status=closed"));
+	} else {
+		assert_int_equal(err, ETIMEDOUT);
+	}
+	assert_int_equal(vh_guest_stop(g), 0);
+}
+
+/* Fill the guest's buffer and leave data in the window (the guest does
+ * not read yet); returns the fd. */
+static int fill(struct vh *h, int flags)
+{
+	static uint8_t buf[CHUNK];
+	int fd = open(vh_path(h, "vsock/9"), O_WRONLY | O_CLOEXEC | flags);
+	unsigned i;
+
+	assert_true(fd >= 0);
+	if (flags & O_NONBLOCK) {
+		assert_int_equal(write(fd, buf, CHUNK), CHUNK);
+		while (write(fd, buf, CHUNK) > 0)
+			;
+		assert_int_equal(errno, EAGAIN);
+		return fd;
+	}
+	/* the guest's 16K buffer, then half the 16K window: a blocking
+	 * writer that parks on a full window is woken at half of it, which
+	 * the guest's 16K always brings */
+	for (i = 0; i < (24u << 10) / CHUNK; i++)
+		assert_int_equal(write(fd, buf, CHUNK), CHUNK);
+	return fd;
+}
+
+static void test_close_to_a_guest_that_does_not_read_fails(void **state)
+{
+	struct vh *h = *state;
+	const char *cargs[] = { "--buf-size", "16K", "--close-timeout", "300",
+	                        NULL };
+	const char *gargs[] = { "--buf-alloc", "16K",
+	                        "-l", "9:slow=100,delay=600000", NULL };
+	struct vh_guest *g;
+	size_t logoff;
+	char *log;
+	int fd;
+
+	assert_int_equal(vh_start_chanfs(h, cargs), 0);
+	g = vh_start_guest(h, gargs);
+	assert_non_null(g);
+	logoff = vh_log_size(h);
+
+	fd = fill(h, 0);
+	errno = 0;
+	assert_int_equal(close(fd), -1);
+	assert_int_equal(errno, ETIMEDOUT);
+
+	fd = fill(h, O_NONBLOCK);
+	errno = 0;
+	assert_int_equal(close(fd), -1);
+	assert_int_equal(errno, EAGAIN);
+
+	log = vh_log_since(h, logoff);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "not delivered to the guest after 300 ms"));
+	free(log);
+	vh_guest_kill(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_close_waits_for_a_slow_guest_to_have_the_tail,
+			vh_setup, vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_close_to_a_guest_that_does_not_read_fails,
+			vh_setup, vh_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
