@@ -83,6 +83,20 @@ double client_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+uint64_t client_rate_limit;
+
+void client_pace(double t0, uint64_t off)
+{
+	double due, now;
+
+	if (!client_rate_limit)
+		return;
+	due = t0 + (double)off / (double)client_rate_limit;
+	now = client_now();
+	if (due > now)
+		usleep((useconds_t)((due - now) * 1e6));
+}
+
 void client_rate(const char *what, const char *path, uint64_t bytes,
 			double t0, const char *hex)
 {
@@ -235,6 +249,7 @@ static int client_usage(void)
 int main(int argc, char **argv)
 {
 	const char *t = getenv("E2E_CLIENT_TIMEOUT");
+	const char *rate = getenv("E2E_CLIENT_RATE");
 	const char *cmd;
 	uint64_t bytes = 0;
 	int i;
@@ -243,6 +258,11 @@ int main(int argc, char **argv)
 	signal(SIGALRM, client_alarm);
 	alarm(t ? (unsigned)atoi(t) : 600);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (rate && !client_parse_size(rate, &client_rate_limit)) {
+		fprintf(stderr, "e2e-client: E2E_CLIENT_RATE '%s' is not a size\n",
+			rate);
+		return 2;
+	}
 	if (argc < 3)
 		return client_usage();
 	cmd = argv[1];

@@ -30,6 +30,12 @@ struct client_job {
 void client_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void client_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double client_now(void);
+/* E2E_CLIENT_RATE (bytes per second, K/M suffixes), read once by main:
+ * streams move no faster, so a test can act while they are surely still
+ * under way whatever the machine's speed.  0: unlimited. */
+extern uint64_t client_rate_limit;
+/* Sleep until off bytes moved since t0 keep to client_rate_limit. */
+void client_pace(double t0, uint64_t off);
 /* "WHAT PATH: N bytes in T s (R MiB/s) [sha256 HEX]" */
 void client_rate(const char *what, const char *path, uint64_t bytes, double t0,
 		 const char *hex);

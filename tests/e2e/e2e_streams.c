@@ -29,10 +29,12 @@ static void *client_writer_main(void *arg)
 {
 	struct client_writer *w = arg;
 	char *buf = malloc(CLIENT_CHUNK);
+	double t0 = client_now();
 	uint64_t off = 0;
 	size_t n;
 
 	while (buf && off < w->bytes) {
+		client_pace(t0, off);
 		n = w->bytes - off < CLIENT_CHUNK ? (size_t)(w->bytes - off) : CLIENT_CHUNK;
 		pattern_fill(buf, n, off);
 		w->err = client_write_all(w->fd, buf, n);
@@ -53,6 +55,7 @@ int client_read_pattern(int fd, const char *what, const char *path,
 			       uint64_t bytes, bool want_eof, struct sha256 *s)
 {
 	char *buf = malloc(CLIENT_CHUNK);
+	double t0 = client_now();
 	uint64_t off = 0;
 	size_t bad, want;
 	ssize_t r;
@@ -66,6 +69,7 @@ int client_read_pattern(int fd, const char *what, const char *path,
 			want = (size_t)(bytes - off);
 		if (!want_eof && !want)
 			break;
+		client_pace(t0, off);
 		r = read(fd, buf, want);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -166,6 +170,7 @@ int client_write(const char *path, uint64_t bytes)
 		goto out;
 	sha256_init(&s);
 	while (off < bytes) {
+		client_pace(t0, off);
 		n = bytes - off < CLIENT_CHUNK ? (size_t)(bytes - off) : CLIENT_CHUNK;
 		pattern_fill(buf, n, off);
 		sha256_update(&s, buf, n);
