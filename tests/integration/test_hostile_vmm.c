@@ -425,27 +425,25 @@ static int lingering_socket(int *rx, int *ls)
 }
 
 /* Connect, send what first (may be NULL), then a SET_VRING_KICK carrying
- * fd, retrying (bounded) until both sends went out: only then is the fd
- * sure to sit in the connection's queue when chanfs closes it.  Returns
- * the connection. */
+ * fd, all while chanfs is stopped (SIGSTOP): the connection waits in the
+ * listen backlog, so both are sure to sit in its queue, unread, when
+ * chanfs (SIGCONT) accepts it.  Takes fd; returns the connection. */
 static struct vmm *queue_fd(struct vh *h, const uint8_t *first, size_t n,
                             int fd)
 {
 	uint64_t q0 = 0;
-	int i;
+	struct vmm *v;
 
-	for (i = 0; i < 50; i++) {
-		struct vmm *v = vmm_connect_raw(h->sock, &quick);
-
-		assert_non_null(v);
-		if ((!first || vmm_send_bytes(v, first, n, NULL, 0) == 0) &&
-		    vmm_send_msg(v, VU_SET_VRING_KICK, VU_VERSION, &q0, 8, &fd,
-		                 1) == 0)
-			return v;
-		vmm_disconnect(v);
-	}
-	fail_msg("chanfs closed every connection before the fd was sent");
-	return NULL;
+	assert_int_equal(kill(h->chanfs, SIGSTOP), 0);
+	v = vmm_connect_raw(h->sock, &quick);
+	assert_non_null(v);
+	if (first)
+		assert_int_equal(vmm_send_bytes(v, first, n, NULL, 0), 0);
+	assert_int_equal(vmm_send_msg(v, VU_SET_VRING_KICK, VU_VERSION, &q0,
+	                              8, &fd, 1), 0);
+	close(fd);              /* the queued copy is the last one */
+	assert_int_equal(kill(h->chanfs, SIGCONT), 0);
+	return v;
 }
 
 /* A lingering socket queued on a connection chanfs ends unread (after
@@ -459,7 +457,6 @@ static void lingering_fd_unread(struct vh *h, const char *what,
 	fprintf(stderr, "test: %s\n", what);
 	tx = lingering_socket(&rx, &ls);
 	v = queue_fd(h, first, n, tx);
-	close(tx);              /* the queued copy is the last one */
 	assert_true(vmm_wait_closed(v, HANG_MS));
 	vmm_disconnect(v);
 	assert_serving(h, what);
