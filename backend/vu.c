@@ -87,7 +87,7 @@ static void vu_drop(struct vu *vu)
 	vu->conn_ev = NULL;
 	if (vu->deadline_ev)
 		evtimer_del(vu->deadline_ev);
-	close(vu->conn_fd);
+	vu_fd_close_conn(vu, vu->conn_fd);
 	vu->conn_fd = -1;
 	vu->owned = false;
 	vu->peer_pid = 0;
@@ -328,7 +328,7 @@ static void vu_accept(evutil_socket_t fd, short what, void *arg)
 	}
 	pid = vu_peer_pid(c, &uid);
 	if (!vu_admit(vu, pid)) {
-		close(c);
+		vu_fd_close_conn(vu, c);
 		return;
 	}
 	vu->conn_ev = event_new(loop_base(vu->loop), c, EV_READ | EV_PERSIST,
@@ -339,7 +339,7 @@ static void vu_accept(evutil_socket_t fd, short what, void *arg)
 		if (vu->conn_ev)
 			event_free(vu->conn_ev);
 		vu->conn_ev = NULL;
-		close(c);
+		vu_fd_close_conn(vu, c);
 		return;
 	}
 	vu->conn_fd = c;

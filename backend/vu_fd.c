@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "chanfs/log.h"
@@ -180,6 +182,23 @@ void vu_fd_close(struct vu *vu, int fd, enum vu_fd_kind kind)
 	/* Leaking one fd beats waiting on ourselves. */
 	if (!queued)
 		log_warnx("vu: no closer thread: front-end fd %d left open", fd);
+}
+
+void vu_fd_close_conn(struct vu *vu, int fd)
+{
+	int queued = -1;
+
+	if (fd < 0)
+		return;
+	/* Once shut down, nothing more can arrive; with no byte queued no
+	 * peer fd rides along (fds travel with at least one byte), and the
+	 * close cannot wait. */
+	shutdown(fd, SHUT_RDWR);
+	if (ioctl(fd, FIONREAD, &queued) == 0 && queued == 0) {
+		close(fd);
+		return;
+	}
+	vu_fd_close(vu, fd, VU_FD_OTHER);
 }
 
 void vu_fd_closer_free(struct vu *vu)

@@ -97,6 +97,11 @@ bool vu_fd_on_mount(const struct vu *vu, const char *link);
  * file (VU_FD_UNKNOWN: classified first), else from the closer thread
  * (started on first use); -1 is ignored. */
 void vu_fd_close(struct vu *vu, int fd, enum vu_fd_kind kind);
+/* End a front-end connection: shut it down at once (the peer reads EOF),
+ * close it from the closer thread.  Its release frees the fds still queued
+ * in it unread, and a last close may wait (a TCP socket's SO_LINGER): the
+ * kernel would do that in the closing thread. */
+void vu_fd_close_conn(struct vu *vu, int fd);
 /* Let the closer thread finish what is queued and end (it frees itself). */
 void vu_fd_closer_free(struct vu *vu);
 

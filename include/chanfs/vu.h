@@ -109,7 +109,12 @@
  *    (then fstat, mmap, close: shmem's or hugetlbfs's, never FUSE);
  *  - every other fd gets no call at all on the loop: the closer thread
  *    (one per vu, started on first use) closes it, and may wait there for
- *    a FLUSH that the loop meanwhile answers.
+ *    a FLUSH that the loop meanwhile answers;
+ *  - fds still queued unread when chanfs ends a connection (behind a
+ *    refused message, or on a client turned away) are released by the
+ *    kernel in whichever thread closes the connection, and a last close
+ *    may wait (a TCP socket's SO_LINGER): so the connection is shut down
+ *    at once and, with any byte still queued, closed by the closer thread.
  *
  * Replies: with REPLY_ACK negotiated, a message with NEED_REPLY that has no
  * reply of its own is answered u64 0 on success, 1 on failure, and the

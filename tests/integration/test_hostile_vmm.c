@@ -13,13 +13,20 @@
  *  - a second chanfs on the same socket or on the same mount exits 2 and
  *    leaves the first alone; a stale socket is replaced;
  *  - symlink and rename answer EPERM; a private mapping of a stream never
- *    eats the stream's bytes.
+ *    eats the stream's bytes;
+ *  - an fd whose last close waits (a TCP socket with SO_LINGER and unsent
+ *    data), queued in a message chanfs never reads (behind a refused one,
+ *    or from a client turned away unread), does not stop its loop (before:
+ *    the kernel released it in chanfs's close of the connection, which
+ *    waited out the linger).
  * A hang is caught with a bounded wait; the test then aborts the FUSE
  * connection it created (and only that one) so that nothing stays stuck.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -383,6 +390,97 @@ static void a_stalled_front_end_does_not_lock_out_the_next(void **state)
 	assert_true(log_wait(h, off, "handshake timed out"));
 }
 
+/* A TCP socket over loopback whose last close waits out SO_LINGER
+ * (LINGER_S): unsent data the peer (*rx, never read) has no room for.
+ * *ls is the listener.  Closing *rx (unread data: RST) ends the wait. */
+#define LINGER_S 60
+static int lingering_socket(int *rx, int *ls)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	struct linger lg = { .l_onoff = 1, .l_linger = LINGER_S };
+	int small = 4096, tx;
+	static char junk[65536];
+
+	*ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(*ls >= 0);
+	assert_int_equal(setsockopt(*ls, SOL_SOCKET, SO_RCVBUF, &small,
+	                            sizeof(small)), 0);
+	assert_int_equal(bind(*ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(*ls, 1), 0);
+	assert_int_equal(getsockname(*ls, (struct sockaddr *)&sa, &len), 0);
+	tx = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(tx >= 0);
+	assert_int_equal(setsockopt(tx, SOL_SOCKET, SO_SNDBUF, &small,
+	                            sizeof(small)), 0);
+	assert_int_equal(connect(tx, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	*rx = accept4(*ls, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(*rx >= 0);
+	while (send(tx, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+	assert_int_equal(setsockopt(tx, SOL_SOCKET, SO_LINGER, &lg,
+	                            sizeof(lg)), 0);
+	return tx;
+}
+
+/* Connect, send what first (may be NULL), then a SET_VRING_KICK carrying
+ * fd, all while chanfs is stopped (SIGSTOP): the connection waits in the
+ * listen backlog, so both are sure to sit in its queue, unread, when
+ * chanfs (SIGCONT) accepts it.  Takes fd; returns the connection. */
+static struct vmm *queue_fd(struct vh *h, const uint8_t *first, size_t n,
+                            int fd)
+{
+	uint64_t q0 = 0;
+	struct vmm *v;
+
+	assert_int_equal(kill(h->chanfs, SIGSTOP), 0);
+	v = vmm_connect_raw(h->sock, &quick);
+	assert_non_null(v);
+	if (first)
+		assert_int_equal(vmm_send_bytes(v, first, n, NULL, 0), 0);
+	assert_int_equal(vmm_send_msg(v, VU_SET_VRING_KICK, VU_VERSION, &q0,
+	                              8, &fd, 1), 0);
+	close(fd);              /* the queued copy is the last one */
+	assert_int_equal(kill(h->chanfs, SIGCONT), 0);
+	return v;
+}
+
+/* A lingering socket queued on a connection chanfs ends unread (after
+ * first, if given); chanfs must go on answering. */
+static void lingering_fd_unread(struct vh *h, const char *what,
+                                const uint8_t *first, size_t n)
+{
+	struct vmm *v;
+	int rx, ls, tx;
+
+	fprintf(stderr, "test: %s\n", what);
+	tx = lingering_socket(&rx, &ls);
+	v = queue_fd(h, first, n, tx);
+	assert_true(vmm_wait_closed(v, HANG_MS));
+	vmm_disconnect(v);
+	assert_serving(h, what);
+	close(rx);              /* unread data: RST, the linger ends */
+	close(ls);
+}
+
+static void fds_it_never_reads_do_not_stop_its_loop(void **state)
+{
+	struct vh *h = *state;
+	/* a request no vhost-user version has: the connection is dropped */
+	static const uint8_t unknown[12] = { 0x0f, 0x27, 0, 0, 1 };
+	struct vmm *owner;
+
+	lingering_fd_unread(h, "a lingering socket queued behind a refused "
+	                    "message", unknown, sizeof(unknown));
+	owner = vmm_connect(h->sock, &quick);
+	assert_non_null(owner);
+	lingering_fd_unread(h, "a lingering socket from a client turned away",
+	                    NULL, 0);
+	vmm_disconnect(owner);
+	assert_serving(h, "the front-end left");
+}
+
 /* Run a shell line with MNT and DIR set; its exit status. */
 static int sh(struct vh *h, const char *fmt, ...)
 {
@@ -501,6 +599,9 @@ int main(void)
 			vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			a_stalled_front_end_does_not_lock_out_the_next, start,
+			vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			fds_it_never_reads_do_not_stop_its_loop, start,
 			vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			a_second_chanfs_cannot_take_over, start, vh_teardown),
