@@ -285,7 +285,7 @@ static void kick(struct env *e)
 	for (i = 0; i < e->nkickers; i++)
 		CHECK(write(e->kickers[i], &one, sizeof one) == sizeof one ||
 		      errno == EAGAIN);
-	event_base_loop(loop_base(e->loop), EVLOOP_NONBLOCK);
+	loop_turn(e->loop, false);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
