@@ -55,6 +55,8 @@ if [[ ! -f "$build/build.ninja" ]]; then
 	CC=clang meson setup --werror -Dtests=true -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false "$build" "$root"
 fi
+# Regenerate the build files when meson.build changed (new targets).
+ninja -C "$build" build.ninja >/dev/null
 if ((${#targets[@]} == 0)); then
 	# The targets tests/fuzz defines, by their naming convention.
 	mapfile -t targets < <(meson introspect --targets "$build" | python3 -c '
@@ -69,7 +71,11 @@ if ((${#targets[@]} == 0)); then
 	echo "fuzz-campaign: no fuzz-* targets in $build" >&2
 	exit 1
 fi
-meson compile -C "$build" "${targets[@]/#/fuzz-}" >/dev/null
+if ! out=$(meson compile -C "$build" "${targets[@]/#/fuzz-}" 2>&1); then
+	echo "$out" >&2
+	echo "fuzz-campaign: build failed in $build" >&2
+	exit 1
+fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
