@@ -12,8 +12,10 @@
 #   --build DIR    fuzz build directory (default build-fuzz/; reused, so a
 #                  campaign continues from the last one's corpora in
 #                  DIR/campaign/<name>/corpus)
-#   --save         replace tests/fuzz/corpus/<name>/ by the merged corpus
-#                  (only for targets without findings)
+#   --save         replace tests/fuzz/corpus/<name>/ by the seeds plus the
+#                  fewest merged inputs that reach the same edges (counters
+#                  off: small enough to commit; only for targets without
+#                  findings)
 #   --target NAME  run only this target (repeatable; default: all)
 #
 # Run it under `nice -n 19` on a shared machine.  Findings (crash-, leak-,
@@ -122,8 +124,14 @@ run_target() {
 		>"$dir/summary"
 	echo "$(date -u +%FT%TZ) $(cat "$dir/summary")" >>"$build/campaign/history"
 	if ((save && findings == 0)); then
+		rm -rf "$dir/save"
+		cp -r "$seeds" "$dir/save"
+		"$exe" -merge=1 -use_counters=0 -timeout=30 -rss_limit_mb=2048 \
+			-close_fd_mask=3 -max_len=4096 "$dir/save" "$dir/merged" \
+			>"$dir/save.log" 2>&1
 		rm -rf "$seeds"
-		cp -r "$dir/merged" "$seeds"
+		cp -r "$dir/save" "$seeds"
+		echo "fuzz-campaign: $name: saved $(find "$seeds" -type f | wc -l) files, $(du -sb "$seeds" | cut -f1) bytes" >&2
 	fi
 }
 
