@@ -7,18 +7,21 @@
 
 struct loop {
 	struct event_base *base;
-	struct event *flush_ev;   /* lowest priority: runs after every handler */
-	TAILQ_HEAD(, loop_task) tasks;
+	TAILQ_HEAD(, loop_task) tasks;  /* this turn's flush */
+	TAILQ_HEAD(, loop_task) next;   /* the next turn's, after a poll */
 	bool flushing;
+	bool stop;
 };
 
-static void loop_flush(evutil_socket_t fd, short what, void *arg)
+static void loop_flush(struct loop *l)
 {
-	struct loop *l = arg;
 	struct loop_task *t;
 
-	(void)fd;
-	(void)what;
+	/* What waited for this turn goes first: it has waited longest. */
+	TAILQ_CONCAT(&l->next, &l->tasks, entry);
+	TAILQ_CONCAT(&l->tasks, &l->next, entry);
+	TAILQ_FOREACH(t, &l->tasks, entry)
+		t->next = false;
 	l->flushing = true;
 	/* Tasks queued by tasks run in this same flush, in order. */
 	while ((t = TAILQ_FIRST(&l->tasks)) != NULL) {
@@ -36,28 +39,20 @@ struct loop *loop_new(void)
 	if (!l)
 		return NULL;
 	TAILQ_INIT(&l->tasks);
+	TAILQ_INIT(&l->next);
 	l->base = event_base_new();
-	if (!l->base || event_base_priority_init(l->base, 3) < 0)
-		goto fail;
-	l->flush_ev = event_new(l->base, -1, 0, loop_flush, l);
-	if (!l->flush_ev || event_priority_set(l->flush_ev, 2) < 0)
-		goto fail;
+	if (!l->base) {
+		free(l);
+		errno = ENOMEM;
+		return NULL;
+	}
 	return l;
-fail:
-	if (l->flush_ev)
-		event_free(l->flush_ev);
-	if (l->base)
-		event_base_free(l->base);
-	free(l);
-	errno = ENOMEM;
-	return NULL;
 }
 
 void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
-	event_free(l->flush_ev);
 	event_base_free(l->base);
 	free(l);
 }
@@ -72,6 +67,7 @@ void loop_task_init(struct loop_task *t, void (*fn)(void *), void *arg)
 	t->fn = fn;
 	t->arg = arg;
 	t->queued = false;
+	t->next = false;
 }
 
 void loop_defer(struct loop *l, struct loop_task *t)
@@ -80,23 +76,63 @@ void loop_defer(struct loop *l, struct loop_task *t)
 		return;
 	t->queued = true;
 	TAILQ_INSERT_TAIL(&l->tasks, t, entry);
-	if (!l->flushing)
-		event_active(l->flush_ev, 0, 0);
+}
+
+void loop_defer_next(struct loop *l, struct loop_task *t)
+{
+	if (t->queued)
+		return;
+	t->queued = true;
+	t->next = true;
+	TAILQ_INSERT_TAIL(&l->next, t, entry);
 }
 
 void loop_cancel(struct loop *l, struct loop_task *t)
 {
 	if (!t->queued)
 		return;
-	TAILQ_REMOVE(&l->tasks, t, entry);
+	if (t->next)
+		TAILQ_REMOVE(&l->next, t, entry);
+	else
+		TAILQ_REMOVE(&l->tasks, t, entry);
 	t->queued = false;
+	t->next = false;
+}
+
+int loop_turn(struct loop *l, bool block)
+{
+	bool work = !TAILQ_EMPTY(&l->tasks) || !TAILQ_EMPTY(&l->next);
+	int r;
+
+	/* Poll once (never blocking while tasks wait), run every handler
+	 * that is ready, then the flush.  Within EVLOOP_ONCE libevent does
+	 * not poll again unless a handler re-activates an event, which
+	 * nothing does: so however busy a source is, every turn reaches the
+	 * flush, and every turn polls every source. */
+	r = event_base_loop(l->base, EVLOOP_ONCE |
+	                    (work || !block ? EVLOOP_NONBLOCK : 0));
+	if (r < 0)
+		return -EIO;
+	if (l->stop)
+		return 0;
+	work = !TAILQ_EMPTY(&l->tasks) || !TAILQ_EMPTY(&l->next);
+	/* 1: no event is pending at all; without tasks, nothing can ever
+	 * happen again. */
+	if (r == 1 && !work)
+		return 1;
+	loop_flush(l);
+	return 0;
 }
 
 int loop_run(struct loop *l)
 {
-	if (event_base_dispatch(l->base) < 0)
-		return -EIO;
-	return 0;
+	int r;
+
+	l->stop = false;
+	do {
+		r = loop_turn(l, true);
+	} while (r == 0 && !l->stop);
+	return r < 0 ? r : 0;
 }
 
 void loop_timer_ms(struct event *ev, unsigned ms)
@@ -109,5 +145,6 @@ void loop_timer_ms(struct event *ev, unsigned ms)
 
 void loop_stop(struct loop *l)
 {
+	l->stop = true;
 	event_base_loopbreak(l->base);
 }

@@ -554,3 +554,40 @@ bool vq_enable_notify(struct vq *vq)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return vq_poppable(vq);
 }
+
+int vq_drain(struct vq *vq, struct vq_elem *elem, unsigned budget,
+             uint32_t (*fn)(void *arg, const struct vq_elem *elem),
+             bool (*want)(void *arg), void *arg)
+{
+	int rc = 0, r;
+
+	vq_disable_notify(vq);
+	for (;;) {
+		if (want && !want(arg)) {
+			vq_enable_notify(vq);
+			break;
+		}
+		if (budget == 0) {
+			/* The rest waits, kicks still off. */
+			rc = 1;
+			break;
+		}
+		r = vq_pop(vq, elem);
+		if (r < 0) {
+			rc = r;
+			break;
+		}
+		if (r == 0) {
+			/* Empty: ask for a kick, unless some came in while
+			 * we were asking. */
+			if (!vq_enable_notify(vq))
+				break;
+			vq_disable_notify(vq);
+			continue;
+		}
+		budget--;
+		vq_push(vq, elem, fn(arg, elem));
+	}
+	vq_flush(vq);
+	return rc;
+}

@@ -142,7 +142,7 @@ static void vsock_queue_started(void *ctx, unsigned q, struct vq *vq)
 	/* Kicks that came while the other ring was stopped were not
 	 * answered: look at both rings. */
 	vsock_rx_schedule(v);
-	event_active(v->tx_again, EV_TIMEOUT, 0);
+	loop_defer(v->loop, &v->tx_task);
 }
 
 static void vsock_queue_kicked(void *ctx, unsigned q, struct vq *vq)
@@ -251,12 +251,10 @@ struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
 	for (i = 0; i < VSOCK_RST_MAX; i++)
 		TAILQ_INSERT_TAIL(&v->rst_free, &v->rst_pool[i], link);
 	loop_task_init(&v->fill_task, vsock_rx_fill, v);
+	loop_task_init(&v->tx_task, vsock_tx_task, v);
 	v->rx_elem = malloc(sizeof *v->rx_elem);
 	v->tx_elem = malloc(sizeof *v->tx_elem);
-	v->rx_again = vsock_rx_again_new(v);
-	v->tx_again = vsock_tx_again_new(v);
-	if (!v->rx_elem || !v->tx_elem || !v->rx_again || !v->tx_again ||
-	    vsock_conn_table_init(v) < 0) {
+	if (!v->rx_elem || !v->tx_elem || vsock_conn_table_init(v) < 0) {
 		vsock_free(v);
 		errno = ENOMEM;
 		return NULL;
@@ -272,10 +270,7 @@ void vsock_free(struct vsock *v)
 		vsock_conn_reset_all(v, ECONNRESET);
 	vsock_listeners_free(v);
 	loop_cancel(v->loop, &v->fill_task);
-	if (v->rx_again)
-		event_free(v->rx_again);
-	if (v->tx_again)
-		event_free(v->tx_again);
+	loop_cancel(v->loop, &v->tx_task);
 	free(v->rx_elem);
 	free(v->tx_elem);
 	vsock_conn_table_free(v);

@@ -38,9 +38,11 @@ _Static_assert(sizeof(struct virtio_vsock_hdr) == VSOCK_HDR_SIZE,
 /* Host-side ephemeral ports for vsock_connect. */
 #define VSOCK_EPHEMERAL_FIRST 49152u
 #define VSOCK_EPHEMERAL_LAST 65535u
-/* Most chains handled per TX or RX run before yielding to the loop (a
- * guest reposting as fast as we drain must not pin the loop). */
-#define VSOCK_BUDGET_PER_QUEUE_SIZE 2
+/* Most chains handled per TX or RX run; the rest waits for the next loop
+ * turn (loop_defer_next), so a guest reposting as fast as we drain cannot
+ * pin the loop.  Fixed, not per queue size: a 32768-entry ring must not
+ * make one turn longer. */
+#define VSOCK_BUDGET 256
 
 #define VSOCK_RXQ 0
 #define VSOCK_TXQ 1
@@ -138,8 +140,7 @@ struct vsock {
 	                                    is stopped (the device is idle) */
 	bool ever_started;               /* since the last reset */
 	struct vq_elem *rx_elem, *tx_elem;
-	struct loop_task fill_task;
-	struct event *rx_again, *tx_again; /* budget ran out: next turn */
+	struct loop_task fill_task, tx_task;
 	/* Connection table: chained hash by (host port, guest port). */
 	struct vsock_conn **buckets;
 	unsigned nbuckets, nconns;
@@ -222,10 +223,10 @@ const char *vsock_conn_state_name(enum vsock_conn_state s);
 
 /* --- vsock_tx.c --------------------------------------------------------- */
 
-/* Drain the tx queue (bounded per call; reschedules itself). */
+/* Drain the tx queue: VSOCK_BUDGET packets, the rest next turn (tx_task). */
 void vsock_tx_run(struct vsock *v);
-/* The event that continues vsock_tx_run next turn. */
-struct event *vsock_tx_again_new(struct vsock *v);
+/* tx_task's function. */
+void vsock_tx_task(void *arg);
 /* "REQUEST", "RW"... for log lines. */
 const char *vsock_op_name(uint16_t op);
 
@@ -233,10 +234,8 @@ const char *vsock_op_name(uint16_t op);
 
 /* Schedule the RX fill for this loop turn. */
 void vsock_rx_schedule(struct vsock *v);
-/* The fill task. */
+/* The fill task: VSOCK_BUDGET buffers, the rest next turn. */
 void vsock_rx_fill(void *arg);
-/* The event that schedules the fill again next turn. */
-struct event *vsock_rx_again_new(struct vsock *v);
 
 /* --- vsock_listen.c ----------------------------------------------------- */
 

@@ -17,6 +17,7 @@
 
 #include "chanfs/chan.h"
 #include "chanfs/log.h"
+#include "chanfs/loop.h"
 #include "chanfs/ring.h"
 #include "chanfs/vq.h"
 #include "vsock_priv.h"
@@ -190,13 +191,28 @@ static uint32_t vsock_rx_one(struct vsock *v, const struct vq_elem *e)
 	return vsock_rx_data(v, e);
 }
 
+/* vq_drain's test: control packets or data with credit are waiting. */
+static bool vsock_rx_want(void *arg)
+{
+	struct vsock *v = arg;
+
+	return !TAILQ_EMPTY(&v->ctlq) || !TAILQ_EMPTY(&v->rr);
+}
+
+/* vq_drain's handler: fill one buffer. */
+static uint32_t vsock_rx_buf(void *arg, const struct vq_elem *e)
+{
+	struct vsock *v = arg;
+
+	v->pkts_tx++;
+	return vsock_rx_one(v, e);
+}
+
 void vsock_rx_fill(void *arg)
 {
 	struct vsock *v = arg;
 	struct vsock_conn *c;
 	struct vq *vq;
-	unsigned budget;
-	int r;
 
 	/* Host-side events recorded inside chan calls. */
 	while ((c = TAILQ_FIRST(&v->todo)) != NULL) {
@@ -205,44 +221,8 @@ void vsock_rx_fill(void *arg)
 		vsock_conn_do_todo(c);
 	}
 	vq = v->vq[VSOCK_RXQ];
-	if (!vq)
-		return;
-	budget = VSOCK_BUDGET_PER_QUEUE_SIZE * vq->num;
-	vq_disable_notify(vq);
-	while (!TAILQ_EMPTY(&v->ctlq) || !TAILQ_EMPTY(&v->rr)) {
-		if (budget == 0) {
-			/* Yield to the loop; finish next turn. */
-			event_active(v->rx_again, EV_TIMEOUT, 0);
-			break;
-		}
-		r = vq_pop(vq, v->rx_elem);
-		if (r < 0)
-			break;
-		if (r == 0) {
-			/* Out of buffers: ask for a kick, unless some came
-			 * in while we were asking. */
-			if (!vq_enable_notify(vq))
-				goto flush;
-			vq_disable_notify(vq);
-			continue;
-		}
-		budget--;
-		vq_push(vq, v->rx_elem, vsock_rx_one(v, v->rx_elem));
-		v->pkts_tx++;
-	}
-	vq_enable_notify(vq);
-flush:
-	vq_flush(vq);
-}
-
-static void vsock_rx_again(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	vsock_rx_schedule(arg);
-}
-
-struct event *vsock_rx_again_new(struct vsock *v)
-{
-	return event_new(loop_base(v->loop), -1, 0, vsock_rx_again, v);
+	if (vq && vq_drain(vq, v->rx_elem, VSOCK_BUDGET, vsock_rx_buf,
+	                   vsock_rx_want, v) > 0)
+		/* Yield to the loop; finish next turn. */
+		loop_defer_next(v->loop, &v->fill_task);
 }

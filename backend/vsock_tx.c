@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "chanfs/chan.h"
+#include "chanfs/loop.h"
 #include "chanfs/log.h"
 #include "chanfs/vq.h"
 #include "vsock_priv.h"
@@ -393,46 +394,24 @@ static void vsock_tx_packet(struct vsock *v, const struct vq_elem *e)
 	}
 }
 
-static void vsock_tx_again(evutil_socket_t fd, short what, void *arg)
+/* vq_drain's handler: one packet; TX buffers have nothing to write. */
+static uint32_t vsock_tx_one(void *arg, const struct vq_elem *e)
 {
-	(void)fd;
-	(void)what;
-	vsock_tx_run(arg);
-}
-
-struct event *vsock_tx_again_new(struct vsock *v)
-{
-	return event_new(loop_base(v->loop), -1, 0, vsock_tx_again, v);
+	vsock_tx_packet(arg, e);
+	return 0;
 }
 
 void vsock_tx_run(struct vsock *v)
 {
 	struct vq *vq = v->vq[VSOCK_TXQ];
-	unsigned budget;
-	int r;
 
-	if (!vq)
-		return;
-	budget = VSOCK_BUDGET_PER_QUEUE_SIZE * vq->num;
-	vq_disable_notify(vq);
-	for (;;) {
-		if (budget == 0) {
-			/* The rest waits one turn, kicks still off. */
-			event_active(v->tx_again, EV_TIMEOUT, 0);
-			break;
-		}
-		r = vq_pop(vq, v->tx_elem);
-		if (r < 0)
-			break;
-		if (r == 0) {
-			if (!vq_enable_notify(vq))
-				break;
-			vq_disable_notify(vq);
-			continue;
-		}
-		budget--;
-		vsock_tx_packet(v, v->tx_elem);
-		vq_push(vq, v->tx_elem, 0);
-	}
-	vq_flush(vq);
+	if (vq && vq_drain(vq, v->tx_elem, VSOCK_BUDGET, vsock_tx_one, NULL,
+	                   v) > 0)
+		/* The rest after the loop has served everyone else. */
+		loop_defer_next(v->loop, &v->tx_task);
+}
+
+void vsock_tx_task(void *arg)
+{
+	vsock_tx_run(arg);
 }

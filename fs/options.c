@@ -430,7 +430,10 @@ int fs_options_parse(struct fs_options *o, int argc, char **argv)
 
 	/* Our own messages: getopt's name the program as invoked. */
 	opterr = 0;
-	optind = 1;
+	/* 0, not 1: glibc then also forgets a group of short options an
+	 * earlier parse left half-read ("-fzd" stops at z), which it would
+	 * otherwise go on reading from that parse's (maybe freed) argv. */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, ":s:l:fdo:hV", fs_long_options,
 	                        NULL)) != -1) {
 		switch (c) {

@@ -164,4 +164,17 @@ void vq_disable_notify(struct vq *vq);
  * full window. */
 bool vq_enable_notify(struct vq *vq);
 
+/* Handle the available chains under a budget, with notifications off while
+ * draining: pop into elem, call fn(arg, elem), push elem with the length fn
+ * returns; until want(arg) (NULL: always true) says there is nothing to put
+ * in buffers (notifications are enabled again), the ring is empty (enabled
+ * again, after checking once more that nothing arrived meanwhile), or
+ * budget chains were handled (notifications stay off: the caller continues
+ * later, e.g. next loop turn).  Used entries are flushed at the end.
+ * Returns 1 when the budget ran out, 0 when done, -EIO when the queue is
+ * broken.  fn must not stop the queue. */
+int vq_drain(struct vq *vq, struct vq_elem *elem, unsigned budget,
+             uint32_t (*fn)(void *arg, const struct vq_elem *elem),
+             bool (*want)(void *arg), void *arg);
+
 #endif

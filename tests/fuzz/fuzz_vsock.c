@@ -182,7 +182,7 @@ static void settle(struct run *r)
 	int i;
 
 	for (i = 0; i < 4; i++)
-		event_base_loop(loop_base(r->loop), EVLOOP_NONBLOCK);
+		loop_turn(r->loop, false);
 }
 
 /* The driver takes every used rx buffer, checking what the device wrote. */

@@ -8,7 +8,6 @@
  * get exactly one when they are accepted, no message gets two, queue starts
  * and stops pair up, and after vu_reset nothing runs and no fd is left open.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -17,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,8 +37,6 @@
 } while (0)
 
 #define NQ 2
-/* eventfds the harness keeps a copy of, to kick with */
-#define MAX_KICKERS 64
 
 struct fdev {
 	unsigned running[NQ];
@@ -53,10 +49,8 @@ struct env {
 	struct vu *vu;
 	struct fdev dev;
 	int sv[2];
-	int memfd, pagefd;
+	struct fuzz_vu_fds fds;
 	uint8_t *mem;
-	int kickers[MAX_KICKERS];
-	unsigned nkickers;
 };
 
 static struct env *env;
@@ -140,20 +134,6 @@ static const struct vu_device fdev_desc = {
 	.reset = fdev_reset,
 };
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	CHECK(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;
-}
-
 static struct env *env_get(void)
 {
 	struct env *e;
@@ -170,57 +150,19 @@ static struct env *env_get(void)
 	CHECK(e->vu);
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, e->sv) == 0);
 	CHECK(fcntl(e->sv[1], F_SETFL, O_NONBLOCK) == 0);
-	e->memfd = memfd_create("fuzz-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	e->pagefd = memfd_create("fuzz-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CHECK(e->memfd >= 0 && e->pagefd >= 0);
-	CHECK(ftruncate(e->memfd, FUZZ_VU_MEM) == 0);
-	CHECK(ftruncate(e->pagefd, 4096) == 0);
+	e->fds.memfd = memfd_create("fuzz-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	e->fds.pagefd = memfd_create("fuzz-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	CHECK(e->fds.memfd >= 0 && e->fds.pagefd >= 0);
+	CHECK(ftruncate(e->fds.memfd, FUZZ_VU_MEM) == 0);
+	CHECK(ftruncate(e->fds.pagefd, 4096) == 0);
 	/* vu maps only memory files sealed against shrinking */
-	CHECK(fcntl(e->memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
-	CHECK(fcntl(e->pagefd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+	CHECK(fcntl(e->fds.memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
+	CHECK(fcntl(e->fds.pagefd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
 	e->mem = mmap(NULL, FUZZ_VU_MEM, PROT_READ | PROT_WRITE, MAP_SHARED,
-	              e->memfd, 0);
+	              e->fds.memfd, 0);
 	CHECK(e->mem != MAP_FAILED);
 	env = e;
 	return e;
-}
-
-static void kickers_close(struct env *e)
-{
-	unsigned i;
-
-	for (i = 0; i < e->nkickers; i++)
-		close(e->kickers[i]);
-	e->nkickers = 0;
-}
-
-static int make_fd(struct env *e, unsigned kind)
-{
-	int fd = -1, p[2];
-
-	switch (kind) {
-	case FUZZ_VU_FD_MEM:
-		fd = dup(e->memfd);
-		break;
-	case FUZZ_VU_FD_EVENT:
-		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (fd >= 0 && e->nkickers < MAX_KICKERS) {
-			e->kickers[e->nkickers] = dup(fd);
-			CHECK(e->kickers[e->nkickers] >= 0);
-			e->nkickers++;
-		}
-		break;
-	case FUZZ_VU_FD_PAGE:
-		fd = dup(e->pagefd);
-		break;
-	default:
-		CHECK(pipe2(p, O_CLOEXEC) == 0);
-		close(p[1]);
-		fd = p[0];
-		break;
-	}
-	CHECK(fd >= 0);
-	return fd;
 }
 
 /* Read every reply waiting; returns how many there were, checking each
@@ -264,31 +206,7 @@ static void disconnect(struct env *e)
 	CHECK(vu_features(e->vu) == 0);
 	for (q = 0; q < NQ; q++)
 		CHECK(e->dev.running[q] == 0);
-	kickers_close(e);
-}
-
-static void poke(struct env *e, const uint8_t *p, size_t len)
-{
-	size_t off;
-
-	if (len < 2)
-		return;
-	off = (p[0] | (size_t)p[1] << 8) % FUZZ_VU_MEM;
-	len -= 2;
-	if (len > FUZZ_VU_MEM - off)
-		len = FUZZ_VU_MEM - off;
-	memcpy(e->mem + off, p + 2, len);
-}
-
-static void kick(struct env *e)
-{
-	uint64_t one = 1;
-	unsigned i;
-
-	for (i = 0; i < e->nkickers; i++)
-		CHECK(write(e->kickers[i], &one, sizeof one) == sizeof one ||
-		      errno == EAGAIN);
-	event_base_loop(loop_base(e->loop), EVLOOP_NONBLOCK);
+	fuzz_vu_close_kickers(&e->fds);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -298,7 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t pos = 0;
 	/* Counted per input: libFuzzer itself opens fds between inputs (the
 	 * symbolizer's pipes when it reports a new function). */
-	int baseline = count_fds();
+	int baseline = fuzz_count_fds();
 
 	memset(e->mem, 0, FUZZ_VU_MEM);
 	while (size - pos >= FUZZ_VU_HDR) {
@@ -314,12 +232,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (take > size - pos)
 			take = size - pos;
 		if (h[0] == FUZZ_VU_POKE) {
-			poke(e, data + pos, take);
+			fuzz_vu_poke(e->mem, data + pos, take);
 			pos += take;
 			continue;
 		}
 		if (h[0] == FUZZ_VU_KICK) {
-			kick(e);
+			fuzz_vu_kick_all(&e->fds);
+			loop_turn(e->loop, false);
 			pos += take;
 			continue;
 		}
@@ -337,7 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (nfds > 8)
 			nfds = 8;
 		for (i = 0; i < nfds; i++)
-			m.fds[i] = make_fd(e, (h[2] >> 4) & 3);
+			m.fds[i] = fuzz_vu_make_fd(&e->fds, (h[2] >> 4) & 3);
 		m.nfds = nfds;
 
 		r = vu_handle_msg(e->vu, e->sv[0], &m);
@@ -349,6 +268,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			disconnect(e);
 	}
 	disconnect(e);
-	CHECK(count_fds() == baseline);
+	CHECK(fuzz_count_fds() == baseline);
 	return 0;
 }

@@ -12,6 +12,8 @@
  *   byte 2      fds: bits 0-3 the count (more than 8 counts as 8), bits
  *               4-5 their kind: 0 the guest-memory memfd, 1 an eventfd,
  *               2 a one-page memfd, 3 the read end of a pipe at EOF
+ *               (fuzz_device reads bits 4-6: also 4 /dev/null, 5 a pipe's
+ *               write end, 6 a socket, 7 a directory)
  *   bytes 3-4   the header's size field (le16; may exceed VU_MAX_PAYLOAD)
  *   bytes 5-    payload: min(size, VU_MAX_PAYLOAD, what is left) bytes
  *
@@ -40,5 +42,35 @@
 #define FUZZ_VU_FD_EVENT 1
 #define FUZZ_VU_FD_PAGE  2
 #define FUZZ_VU_FD_PIPE  3
+#define FUZZ_VU_FD_NULL  4
+#define FUZZ_VU_FD_PIPE_W 5
+#define FUZZ_VU_FD_SOCKET 6
+#define FUZZ_VU_FD_DIR   7
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* --- shared by fuzz_vu and fuzz_device (fuzz_vu_common.c) --- */
+
+#define FUZZ_VU_MAX_KICKERS 64
+
+/* The fds a front-end can hand over, and copies of the eventfds handed
+ * over since the last fuzz_vu_close_kickers (to kick with). */
+struct fuzz_vu_fds {
+	int memfd, pagefd;     /* guest memory (FUZZ_VU_MEM), one page */
+	int kickers[FUZZ_VU_MAX_KICKERS];
+	unsigned nkickers;
+};
+
+/* A new fd of kind (FUZZ_VU_FD_*), owned by the caller. */
+int fuzz_vu_make_fd(struct fuzz_vu_fds *f, unsigned kind);
+/* Signal every kept eventfd once. */
+void fuzz_vu_kick_all(const struct fuzz_vu_fds *f);
+void fuzz_vu_close_kickers(struct fuzz_vu_fds *f);
+/* FUZZ_VU_POKE: p = le16 offset, then bytes written into mem there. */
+void fuzz_vu_poke(uint8_t *mem, const uint8_t *p, size_t len);
+/* Open fds of this process. */
+int fuzz_count_fds(void);
 
 #endif

@@ -6,6 +6,11 @@
  * malformed message the server must reject.  The committed
  * tests/fuzz/corpus/vu/ was made with it; crashers found by fuzzing are
  * added there by hand (named crash-*).
+ *
+ * gen-corpus-vu --device DIR — seeds for fuzz_device (the same records,
+ * sent through the socket to the real vsock device): every vu seed plus
+ * guest and host traffic, messages split into pieces and joined, and fds
+ * of every kind in the wrong places.  Copy the vu seeds in as vu-*.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +22,7 @@
 #include <unistd.h>
 
 #include <linux/virtio_ring.h>
+#include <linux/virtio_vsock.h>
 
 #include "chanfs/virtio.h"
 #include "chanfs/vu.h"
@@ -390,12 +396,202 @@ static void ok_traffic(struct seed *s, uint64_t features)
 	kick(s);
 }
 
+/* --- fuzz_device seeds ------------------------------------------------ */
+
+/* fuzz_device's actions (fuzz_device.c). */
+#define DEV_SPLIT 0xf2
+#define DEV_RAW 0xf3
+#define DEV_TURN 0xf4
+#define DEV_RECONNECT 0xf5
+#define DEV_HOST 0xf6
+#define DEV_SHUT 0xf7
+#define DEV_FDS_LAST 0x80
+#define DEV_FEATURES (VBIT(VIRTIO_F_VERSION_1_BIT) | \
+                      VBIT(VHOST_USER_F_PROTOCOL_FEATURES_BIT))
+/* vsock's queues: 0 rx (writable buffers), 1 tx */
+#define DEV_RX 0
+#define DEV_TX 1
+
+/* Post buffer n on queue q: rx buffers are 64 writable bytes, tx ones
+ * carry a packet (header and payload). */
+static void dev_post(struct seed *s, unsigned q, uint16_t n,
+                     const void *pkt, uint16_t len)
+{
+	uint64_t addr = DATA + 0x1000 * q + 0x100 * (n % QSIZE);
+	struct vring_desc d = {
+		.addr = addr,
+		.len = q == DEV_RX ? 64 : len,
+		.flags = q == DEV_RX ? VRING_DESC_F_WRITE : 0,
+	};
+	uint16_t head = n % QSIZE, idx = n + 1;
+
+	if (q == DEV_TX)
+		poke(s, addr, pkt, len);
+	poke(s, DESC(q) + 16 * head, &d, sizeof d);
+	poke(s, AVAIL(q) + 4 + 2 * head, &head, 2);
+	poke(s, AVAIL(q) + 2, &idx, 2);
+}
+
+static void dev_tx(struct seed *s, uint16_t n, uint16_t op, uint32_t gport,
+                   uint32_t hport, const char *data, uint32_t flags)
+{
+	uint8_t b[44 + 20] = { 0 };
+	uint32_t len = data ? (uint32_t)strlen(data) : 0;
+	struct virtio_vsock_hdr h = {
+		.src_cid = 3, .dst_cid = 2,
+		.src_port = gport, .dst_port = hport,
+		.len = len, .type = VIRTIO_VSOCK_TYPE_STREAM, .op = op,
+		.flags = flags, .buf_alloc = 65536, .fwd_cnt = 0,
+	};
+
+	memcpy(b, &h, sizeof h);
+	if (len)
+		memcpy(b + 44, data, len);
+	dev_post(s, DEV_TX, n, b, (uint16_t)(44 + len));
+	kick(s);
+}
+
+/* op, slot, le32 port, data */
+static void dev_host(struct seed *s, uint8_t op, uint8_t slot, uint32_t port,
+                     const char *data)
+{
+	uint8_t b[6 + 64];
+	uint16_t len = data ? (uint16_t)strlen(data) : 0;
+
+	b[0] = op;
+	b[1] = slot;
+	memcpy(b + 2, &port, 4);
+	if (len)
+		memcpy(b + 6, data, len);
+	msg(s, DEV_HOST, 0, 0, b, (uint16_t)(6 + len));
+}
+
+static void dev_turns(struct seed *s, uint8_t n)
+{
+	msg(s, DEV_TURN, 0, 0, &n, 1);
+}
+
+static void dev_split(struct seed *s, uint8_t piece)
+{
+	msg(s, DEV_SPLIT, 0, 0, &piece, 1);
+}
+
+/* The guest connects to host port 5000, the host accepts, both send,
+ * the guest shuts down; then the host connects out and is refused. */
+static void dev_traffic(struct seed *s, uint64_t features)
+{
+	uint16_t rx;
+
+	qemu_init(s);
+	qemu_start(s, features, 0);
+	dev_host(s, 0, 0, 5000, NULL);                  /* listen */
+	for (rx = 0; rx < 4; rx++)
+		dev_post(s, DEV_RX, rx, NULL, 0);
+	kick(s);
+	dev_tx(s, 0, VIRTIO_VSOCK_OP_REQUEST, 1025, 5000, NULL, 0);
+	dev_host(s, 2, 0, 5000, NULL);                  /* accept */
+	dev_host(s, 3, 0, 0, "hello guest");            /* write */
+	dev_turns(s, 1);
+	dev_tx(s, 1, VIRTIO_VSOCK_OP_RW, 1025, 5000, "hello host", 0);
+	dev_host(s, 4, 0, 100, NULL);                   /* read */
+	dev_tx(s, 2, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 1025, 5000, NULL, 0);
+	dev_tx(s, 3, VIRTIO_VSOCK_OP_SHUTDOWN, 1025, 5000, NULL, 3);
+	dev_host(s, 1, 1, 7, NULL);                     /* connect */
+	for (; rx < 8; rx++)
+		dev_post(s, DEV_RX, rx, NULL, 0);
+	kick(s);
+	dev_tx(s, 4, VIRTIO_VSOCK_OP_RST, 7, 49152, NULL, 0);
+	dev_host(s, 5, 0, 0, NULL);                     /* close */
+	dev_host(s, 5, 1, 0, NULL);
+	dev_turns(s, 3);
+}
+
+static void dev_seeds(void)
+{
+	static struct seed s;
+	static const uint8_t two[] = {
+		/* GET_FEATURES and SET_OWNER in one send */
+		1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+		3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+	};
+	uint8_t kinds[] = { FUZZ_VU_FD_NULL, FUZZ_VU_FD_PIPE_W,
+	                    FUZZ_VU_FD_SOCKET, FUZZ_VU_FD_DIR, FUZZ_VU_FD_PIPE,
+	                    FUZZ_VU_FD_PAGE };
+	uint64_t q0 = 0;
+	unsigned i;
+
+	memset(&s, 0, sizeof s);
+	dev_traffic(&s, DEV_FEATURES);
+	save(&s, "ok-guest-and-host-traffic");
+
+	memset(&s, 0, sizeof s);
+	dev_traffic(&s, ACKED);
+	save(&s, "ok-guest-and-host-traffic-event-idx");
+
+	memset(&s, 0, sizeof s);
+	dev_split(&s, 5);
+	dev_traffic(&s, DEV_FEATURES);
+	save(&s, "ok-split-in-5-byte-pieces");
+
+	memset(&s, 0, sizeof s);
+	dev_split(&s, 1);
+	qemu_init(&s);
+	qemu_start(&s, DEV_FEATURES, 0);
+	save(&s, "ok-split-in-single-bytes");
+
+	memset(&s, 0, sizeof s);
+	msg(&s, DEV_RAW, 0, 0, two, sizeof two);
+	msg0(&s, VU_GET_PROTOCOL_FEATURES);
+	save(&s, "ok-two-messages-joined");
+
+	memset(&s, 0, sizeof s);
+	dev_split(&s, 7);
+	qemu_init(&s);
+	msg(&s, VU_SET_VRING_KICK, 0, FDS(1, EV) | DEV_FDS_LAST, &q0, 8);
+	save(&s, "ok-fd-on-the-last-piece");
+
+	memset(&s, 0, sizeof s);
+	qemu_init(&s);
+	msg(&s, DEV_RAW, 0, FDS(1, EV), two, 7);
+	msg(&s, DEV_SHUT, 0, 0, NULL, 0);
+	msg0(&s, VU_GET_FEATURES);
+	save(&s, "bad-shut-in-the-middle-of-a-message");
+
+	memset(&s, 0, sizeof s);
+	qemu_init(&s);
+	msg(&s, DEV_RECONNECT, 0, 0, NULL, 0);
+	qemu_init(&s);
+	qemu_start(&s, DEV_FEATURES, 0);
+	save(&s, "ok-reconnect");
+
+	for (i = 0; i < sizeof kinds; i++) {
+		char name[64];
+
+		memset(&s, 0, sizeof s);
+		qemu_init(&s);
+		msg_mem(&s, NEED, FDS(1, kinds[i]), &whole, 1);
+		msg_file(&s, VU_SET_VRING_KICK, 0, 0, kinds[i]);
+		msg_file(&s, VU_SET_VRING_CALL, 0, 1, kinds[i]);
+		msg_file(&s, VU_SET_VRING_ERR, 0, 1, FDS(3, kinds[i]));
+		msg_u64(&s, VU_SET_LOG_FD, 0, 0);
+		msg(&s, VU_SET_OWNER, 0, FDS(8, kinds[i]), NULL, 0);
+		snprintf(name, sizeof name, "bad-fd-kind-%u-everywhere",
+		         kinds[i]);
+		save(&s, name);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct seed s;
 
+	if (argc == 3 && !strcmp(argv[1], "--device")) {
+		out_dir = argv[2];
+		dev_seeds();
+		return 0;
+	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: gen-corpus-vu DIR\n");
+		fprintf(stderr, "usage: gen-corpus-vu [--device] DIR\n");
 		return 2;
 	}
 	out_dir = argv[1];

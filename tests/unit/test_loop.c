@@ -7,6 +7,11 @@
  * Every scenario writes what ran into a trace string and compares it with
  * the expected one; "turns" are made visible by events activated from a
  * task, which can only run in the next turn.
+ *
+ * Budgets: a source that is always ready does not starve the flush, and a
+ * task queued with loop_defer_next runs in the next turn, after the loop
+ * polled (a ready source's handler runs between its runs), before that
+ * turn's own tasks.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +20,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -40,6 +47,7 @@ struct scene {
 	size_t len;
 	struct actor a[6];
 	bool once;
+	unsigned runs;
 };
 
 static void scene_note(struct scene *sc, char c)
@@ -165,6 +173,16 @@ static void act_cancel_c(struct actor *a)
 	loop_cancel(a->sc->loop, &a->sc->a[2].task);
 }
 
+static void act_defer_b_only(struct actor *a)
+{
+	defer(a->sc, 1);
+}
+
+static void act_activate_f(struct actor *a)
+{
+	activate(a->sc, 5);
+}
+
 static void act_defer_b_and_c(struct actor *a)
 {
 	defer(a->sc, 1);
@@ -249,6 +267,139 @@ static void loop_cancel_unqueues_a_task_before_it_runs(void **state)
 	assert_string_equal(sc->trace, "Abc");
 }
 
+/* -- a source that is always ready -- */
+
+/* A pipe that always has a byte to read (nobody reads it), its handler
+ * 'P'; after `limit` calls it stops the loop, so a starved flush fails the
+ * test instead of hanging it. */
+struct busy {
+	struct scene *sc;
+	int fds[2];
+	struct event *ev;
+	unsigned calls, limit;
+};
+
+static void busy_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct busy *b = arg;
+
+	(void)fd;
+	(void)what;
+	scene_note(b->sc, 'P');
+	if (b->calls++ == 0)
+		defer(b->sc, 0);
+	if (b->calls >= b->limit) {
+		event_del(b->ev);
+		loop_stop(b->sc->loop);
+	}
+}
+
+static void busy_start(struct scene *sc, struct busy *b, unsigned limit)
+{
+	b->sc = sc;
+	b->limit = limit;
+	assert_int_equal(pipe(b->fds), 0);
+	assert_int_equal(write(b->fds[1], "x", 1), 1);
+	b->ev = event_new(loop_base(sc->loop), b->fds[0], EV_READ | EV_PERSIST,
+	                  busy_ready, b);
+	assert_non_null(b->ev);
+	assert_int_equal(event_add(b->ev, NULL), 0);
+}
+
+static void busy_end(struct busy *b)
+{
+	event_free(b->ev);
+	close(b->fds[0]);
+	close(b->fds[1]);
+}
+
+static void act_stop_busy(struct actor *a)
+{
+	loop_stop(a->sc->loop);
+}
+
+static void loop_always_ready_source_does_not_starve_the_flush(void **state)
+{
+	struct scene *sc = *state;
+	struct busy b = { 0 };
+
+	/* P queues a at its first call; a (which stops the loop) must run
+	 * in that same turn, not after P has run 30 times. */
+	sc->a[0].task_act = act_stop_busy;
+	busy_start(sc, &b, 30);
+	scene_run(sc);
+	busy_end(&b);
+	assert_string_equal(sc->trace, "Pa");
+}
+
+static void act_again_next_turn(struct actor *a)
+{
+	if (++a->sc->runs >= 3)
+		return;
+	loop_defer_next(a->sc->loop, &a->task);
+}
+
+static void loop_task_deferred_to_the_next_turn_lets_sources_run(void **state)
+{
+	struct scene *sc = *state;
+	struct busy b = { 0 };
+
+	/* a re-queues itself for the next turn twice: the always-ready
+	 * source runs between its runs (with loop_defer it would run three
+	 * times in the first flush). */
+	sc->a[0].task_act = act_again_next_turn;
+	busy_start(sc, &b, 4);
+	scene_run(sc);
+	busy_end(&b);
+	assert_string_equal(sc->trace, "PaPaPaP");
+}
+
+static void act_next_c_defer_d(struct actor *a)
+{
+	loop_defer_next(a->sc->loop, &a->sc->a[2].task);
+	defer(a->sc, 3);
+	/* already waiting for the next turn: stays there */
+	defer(a->sc, 2);
+}
+
+static void act_defer_e(struct actor *a)
+{
+	defer(a->sc, 4);
+}
+
+static void loop_next_turn_task_runs_first_in_the_next_flush(void **state)
+{
+	struct scene *sc = *state;
+
+	/* Turn 1: A queues b; b queues c for the next turn and d for now.
+	 * Turn 2: handler F (made ready by d) queues e; c runs before e. */
+	sc->a[0].ev_act = act_defer_b_only;
+	sc->a[1].task_act = act_next_c_defer_d;
+	sc->a[3].task_act = act_activate_f;
+	sc->a[5].ev_act = act_defer_e;
+	activate(sc, 0);
+	scene_run(sc);
+	assert_string_equal(sc->trace, "AbdFce");
+}
+
+static void act_next_c_then_cancel(struct actor *a)
+{
+	loop_defer_next(a->sc->loop, &a->sc->a[2].task);
+	loop_cancel(a->sc->loop, &a->sc->a[2].task);
+	assert_false(a->sc->a[2].task.queued);
+}
+
+static void loop_cancel_unqueues_a_next_turn_task(void **state)
+{
+	struct scene *sc = *state;
+
+	sc->a[0].ev_act = act_defer_b_only;
+	sc->a[1].task_act = act_next_c_then_cancel;
+	activate(sc, 0);
+	scene_run(sc);
+	assert_string_equal(sc->trace, "Ab");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +412,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(loop_task_runs_once_per_turn_it_is_deferred_in,
 		                                scene_setup, scene_teardown),
 		cmocka_unit_test_setup_teardown(loop_cancel_unqueues_a_task_before_it_runs,
+		                                scene_setup, scene_teardown),
+		cmocka_unit_test_setup_teardown(loop_always_ready_source_does_not_starve_the_flush,
+		                                scene_setup, scene_teardown),
+		cmocka_unit_test_setup_teardown(loop_task_deferred_to_the_next_turn_lets_sources_run,
+		                                scene_setup, scene_teardown),
+		cmocka_unit_test_setup_teardown(loop_next_turn_task_runs_first_in_the_next_flush,
+		                                scene_setup, scene_teardown),
+		cmocka_unit_test_setup_teardown(loop_cancel_unqueues_a_next_turn_task,
 		                                scene_setup, scene_teardown),
 	};
 

@@ -126,7 +126,7 @@ static void settle(struct fx *f)
 	int i;
 
 	for (i = 0; i < 8; i++)
-		event_base_loop(loop_base(f->loop), EVLOOP_NONBLOCK);
+		loop_turn(f->loop, false);
 }
 
 /* ---- the driver ---------------------------------------------------------- */
@@ -657,7 +657,7 @@ static void vsock_connect_without_answer_times_out_with_rst(void **state)
 	port = f->pk[0].src_port;
 	/* Wait for the timer: each blocking turn ends when an event fired. */
 	for (i = 0; i < 100 && c->state == CHAN_CONNECTING; i++)
-		event_base_loop(loop_base(f->loop), EVLOOP_ONCE);
+		loop_turn(f->loop, true);
 	assert_int_equal(c->state, CHAN_RESET);
 	assert_int_equal(chan_read(c, b, sizeof b), -ETIMEDOUT);
 	assert_int_equal(rx_take(f), 1);
@@ -980,7 +980,7 @@ static void vsock_close_without_guest_rst_times_out_with_rst(void **state)
 	assert_int_equal(rx_take(f), 1);
 	assert_int_equal(f->pk[0].op, OP_SHUTDOWN);
 	for (i = 0; i < 100 && f->chans.count; i++)
-		event_base_loop(loop_base(f->loop), EVLOOP_ONCE);
+		loop_turn(f->loop, true);
 	assert_int_equal(f->chans.count, 0);
 	assert_int_equal(rx_take(f), 1);
 	assert_int_equal(f->pk[0].op, OP_RST);

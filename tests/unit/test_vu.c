@@ -644,11 +644,11 @@ static void test_kick_fd_wakes_the_device(void **state)
 	f->dev.kicked[0] = 0;
 	guest_post(f, 0, 1);
 	assert_int_equal(write(ours, &one, sizeof one), 8);
-	event_base_loop(loop_base(f->loop), EVLOOP_NONBLOCK);
+	loop_turn(f->loop, false);
 	assert_int_equal(f->dev.kicked[0], 1);
 	assert_int_equal(f->dev.popped[0], 1);
 	/* The eventfd was drained: no second wake-up. */
-	event_base_loop(loop_base(f->loop), EVLOOP_NONBLOCK);
+	loop_turn(f->loop, false);
 	assert_int_equal(f->dev.kicked[0], 1);
 	close(ours);
 }
@@ -1432,7 +1432,7 @@ static void turn(struct sfx *s)
 
 	/* A few turns: accept, then read. */
 	for (i = 0; i < 4; i++)
-		event_base_loop(loop_base(s->loop), EVLOOP_NONBLOCK);
+		loop_turn(s->loop, false);
 }
 
 static int sconnect(struct sfx *s)
