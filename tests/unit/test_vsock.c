@@ -546,7 +546,7 @@ static int fx_setup_short_listen(void **state)
 #define RUN_UNTIL(f, cond) do { \
 	int i_; \
 	for (i_ = 0; i_ < 1000 && !(cond); i_++) \
-		event_base_loop(loop_base((f)->loop), EVLOOP_ONCE); \
+		loop_turn((f)->loop, true); \
 	assert_true(cond); \
 } while (0)
 
@@ -1276,7 +1276,7 @@ static void run_for_ms(struct fx *f, unsigned ms)
 	assert_non_null(t);
 	evtimer_add(t, &tv);
 	while (!done)
-		event_base_loop(loop_base(f->loop), EVLOOP_ONCE);
+		loop_turn(f->loop, true);
 	event_free(t);
 }
 
@@ -1370,7 +1370,7 @@ static void vsock_timers_wait_while_the_rings_are_stopped(void **state)
 	assert_int_equal(f->pk[0].op, OP_SHUTDOWN);
 	assert_int_equal(f->pk[0].dst_port, 1000);
 	for (i = 0; i < 100 && f->chans.count > 1; i++)
-		event_base_loop(loop_base(f->loop), EVLOOP_ONCE);
+		loop_turn(f->loop, true);
 	assert_int_equal(f->chans.count, 1);
 	assert_int_equal(rx_take(f), 1);
 	assert_int_equal(f->pk[0].op, OP_RST);
