@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fuzz_vu.h"
@@ -108,4 +109,14 @@ int fuzz_count_fds(void)
 			n++;
 	closedir(d);
 	return n - 1;   /* the directory's own fd */
+}
+
+int fuzz_count_fds_settled(int baseline)
+{
+	const struct timespec tick = { 0, 1000000 };   /* 1 ms */
+	int n, i;
+
+	for (i = 0; (n = fuzz_count_fds()) != baseline && i < 5000; i++)
+		nanosleep(&tick, NULL);
+	return n;
 }
