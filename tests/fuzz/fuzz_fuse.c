@@ -14,11 +14,13 @@
  *   LOOKUP    parent (a % 5: root, vsock, vsock/listen, a node looked up
  *             earlier, ino a), name (the bytes)
  *   OPEN      node (as LOOKUP's parent), flags (b: O_ACCMODE, O_NONBLOCK)
- *   READ      file a, size 1 << (b % 17)
+ *   READ      file a, size 1 << (b % 17), no lock owner if c >= 0xe0
+ *             (a page-cache read: refused)
  *   WRITE     file a, O_NONBLOCK per b, the bytes
  *   POLL      file a, with a poll handle unless b & 1
  *   INTERRUPT request a of those not answered yet
- *   FLUSH, RELEASE  file a
+ *   FLUSH, RELEASE  file a (a FLUSH parks until what was written
+ *             reached the guest)
  *   GETATTR, READDIR (after OPENDIR), name changes: node a
  *   FORGET    once, a node looked up (a % count) as often as looked up
  *   GUEST     connection a, action b (see guest()), c/d arguments
@@ -31,7 +33,7 @@
  * Checked: each request is answered exactly once and, at the end (after
  * fs_files_free), every one was; READ replies no more than asked, WRITE
  * no more than given; an interrupted parked request is answered; no poll
- * handle or channel is left.
+ * handle or channel is left; every accept wait fs started it ended.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +65,7 @@
 #define MAX_FILES 16
 #define MAX_CONNS 16
 #define MAX_INOS 16
+#define MAX_PORTS 16
 #define WIN 4096
 
 enum { OP_LOOKUP, OP_OPEN, OP_READ, OP_WRITE, OP_POLL, OP_INTERRUPT,
@@ -98,6 +101,9 @@ struct run {
 	void (*incoming)(void *arg, uint32_t port);
 	void *incoming_arg;
 	unsigned pollhandles;
+	uint32_t listening[MAX_PORTS];   /* vsock_listening's answer */
+	unsigned nlistening;
+	unsigned accept_waits;           /* vsock_accept_wait true - false */
 };
 
 static struct run *cur;
@@ -291,6 +297,8 @@ static const struct chan_backend fake_be = {
 	.host_close = be_host_close,
 };
 
+static void listening_add(uint32_t port);
+
 static struct chan *fake_conn(uint32_t port)
 {
 	struct chan *c;
@@ -320,6 +328,7 @@ int __wrap_vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
 	unsigned i;
 
 	(void)v;
+	listening_add(port);
 	for (i = 0; i < cur->nconns; i++) {
 		if (cur->queued[i] && cur->conn_port[i] == port) {
 			cur->queued[i] = false;
@@ -331,11 +340,51 @@ int __wrap_vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
 	return -EAGAIN;
 }
 
+/* A port listens from its first listen, accept or wait on (a model of
+ * vsock's rule: what it needs here is that the list is plausible). */
+static void listening_add(uint32_t port)
+{
+	unsigned i;
+
+	for (i = 0; i < cur->nlistening; i++)
+		if (cur->listening[i] == port)
+			return;
+	if (cur->nlistening < MAX_PORTS)
+		cur->listening[cur->nlistening++] = port;
+}
+
 void __wrap_vsock_listen(struct vsock *v, uint32_t port);
 void __wrap_vsock_listen(struct vsock *v, uint32_t port)
 {
 	(void)v;
-	(void)port;
+	listening_add(port);
+}
+
+/* Every wait fs starts it ends, once: checked at the end. */
+void __wrap_vsock_accept_wait(struct vsock *v, uint32_t port, bool waiting);
+void __wrap_vsock_accept_wait(struct vsock *v, uint32_t port, bool waiting)
+{
+	(void)v;
+	if (waiting) {
+		listening_add(port);
+		cur->accept_waits++;
+	} else {
+		CHECK(cur->accept_waits > 0);
+		cur->accept_waits--;
+	}
+}
+
+size_t __wrap_vsock_listening(const struct vsock *v, uint32_t *ports,
+                              size_t max);
+size_t __wrap_vsock_listening(const struct vsock *v, uint32_t *ports,
+                              size_t max)
+{
+	size_t i;
+
+	(void)v;
+	for (i = 0; i < cur->nlistening && i < max; i++)
+		ports[i] = cur->listening[i];
+	return cur->nlistening;
 }
 
 void __wrap_vsock_status(const struct vsock *v, FILE *out);
@@ -474,7 +523,7 @@ static bool file_busy(uint64_t fh)
 	struct fs_file *f = (struct fs_file *)(uintptr_t)fh;
 
 	return f->opening || !TAILQ_EMPTY(&f->reads) ||
-	       !TAILQ_EMPTY(&f->writes);
+	       !TAILQ_EMPTY(&f->writes) || !TAILQ_EMPTY(&f->flushes);
 }
 
 static void release(uint64_t fh, unsigned slot)
@@ -548,6 +597,11 @@ static void request(uint8_t op, uint8_t a, uint8_t b, uint8_t c, uint8_t d,
 		}
 		fi.fh = fh;
 		fi.flags = (b & 4) ? O_NONBLOCK | O_RDWR : O_RDWR;
+		/* read(2) and close(2) carry their caller's lock owner; a
+		 * page-cache read (a fault on a private mapping) carries
+		 * none, and fs refuses it: when c's top three bits are set
+		 * (one in eight; zeroes, common in inputs, get an owner). */
+		fi.lock_owner = (c & 0xe0) != 0xe0 ? 0x1000u + c : 0;
 		if (op == OP_READ) {
 			q->size = (size_t)1 << (b % 17);
 			fs_op_read((fuse_req_t)q, 0, q->size, 0, &fi);
@@ -642,6 +696,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.fs.chans = &r.chans;
 	r.fs.uid = getuid();
 	r.fs.gid = getgid();
+	/* Longer than any run: a FLUSH waits for delivery, an interrupt
+	 * or the end. */
+	r.fs.linger_ms = 60000;
 	clock_gettime(CLOCK_REALTIME, &r.fs.born);
 	fs_nodes_init(&r.fs.nodes);
 	TAILQ_INIT(&r.fs.files);
@@ -670,6 +727,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < MAX_REQS; i++)
 		CHECK(!r.reqs[i].live);
 	CHECK(r.pollhandles == 0);
+	CHECK(r.accept_waits == 0);
 	for (i = 0; i < r.nconns; i++)
 		chan_unref(r.conns[i]);
 	CHECK(loop_turn(r.loop, false) >= 0);
