@@ -100,17 +100,7 @@ static struct env *env_get(void)
 	strcpy(e->dir, "/tmp/fuzz-device.XXXXXX");
 	CHECK(mkdtemp(e->dir));
 	snprintf(e->path, sizeof e->path, "%s/vu.sock", e->dir);
-	e->memfd = memfd_create("fuzz-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	e->pagefd = memfd_create("fuzz-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CHECK(e->memfd >= 0 && e->pagefd >= 0);
-	CHECK(ftruncate(e->memfd, FUZZ_VU_MEM) == 0);
-	CHECK(ftruncate(e->pagefd, 4096) == 0);
-	/* vu maps only memory files sealed against shrinking */
-	CHECK(fcntl(e->memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
-	CHECK(fcntl(e->pagefd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
-	e->mem = mmap(NULL, FUZZ_VU_MEM, PROT_READ | PROT_WRITE, MAP_SHARED,
-	              e->memfd, 0);
-	CHECK(e->mem != MAP_FAILED);
+	e->mem = fuzz_vu_guest_memory(&e->memfd, &e->pagefd);
 	env = e;
 	atexit(env_cleanup);
 	return e;

@@ -150,17 +150,7 @@ static struct env *env_get(void)
 	CHECK(e->vu);
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, e->sv) == 0);
 	CHECK(fcntl(e->sv[1], F_SETFL, O_NONBLOCK) == 0);
-	e->fds.memfd = memfd_create("fuzz-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	e->fds.pagefd = memfd_create("fuzz-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	CHECK(e->fds.memfd >= 0 && e->fds.pagefd >= 0);
-	CHECK(ftruncate(e->fds.memfd, FUZZ_VU_MEM) == 0);
-	CHECK(ftruncate(e->fds.pagefd, 4096) == 0);
-	/* vu maps only memory files sealed against shrinking */
-	CHECK(fcntl(e->fds.memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
-	CHECK(fcntl(e->fds.pagefd, F_ADD_SEALS, F_SEAL_SHRINK) == 0);
-	e->mem = mmap(NULL, FUZZ_VU_MEM, PROT_READ | PROT_WRITE, MAP_SHARED,
-	              e->fds.memfd, 0);
-	CHECK(e->mem != MAP_FAILED);
+	e->mem = fuzz_vu_guest_memory(&e->fds.memfd, &e->fds.pagefd);
 	env = e;
 	return e;
 }

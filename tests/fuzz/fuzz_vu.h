@@ -63,6 +63,10 @@ struct fuzz_vu_fds {
 	unsigned nkickers;
 };
 
+/* Guest memory as QEMU's memory-backend-memfd shares it: *memfd of
+ * FUZZ_VU_MEM bytes and *pagefd of one page, both sealed against
+ * shrinking (vu maps nothing else); returns memfd mapped shared. */
+uint8_t *fuzz_vu_guest_memory(int *memfd, int *pagefd);
 /* A new fd of kind (FUZZ_VU_FD_*), owned by the caller. */
 int fuzz_vu_make_fd(struct fuzz_vu_fds *f, unsigned kind);
 /* Signal every kept eventfd once. */

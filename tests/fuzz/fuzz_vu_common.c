@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,24 @@ static void fuzz_vu_check(bool ok, const char *what)
 		return;
 	fprintf(stderr, "fuzz_vu_common: check failed: %s\n", what);
 	abort();
+}
+
+uint8_t *fuzz_vu_guest_memory(int *memfd, int *pagefd)
+{
+	void *mem;
+
+	*memfd = memfd_create("fuzz-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	*pagefd = memfd_create("fuzz-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	fuzz_vu_check(*memfd >= 0 && *pagefd >= 0, "memfd_create");
+	fuzz_vu_check(ftruncate(*memfd, FUZZ_VU_MEM) == 0 &&
+	              ftruncate(*pagefd, 4096) == 0, "ftruncate");
+	fuzz_vu_check(fcntl(*memfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0 &&
+	              fcntl(*pagefd, F_ADD_SEALS, F_SEAL_SHRINK) == 0,
+	              "F_SEAL_SHRINK");
+	mem = mmap(NULL, FUZZ_VU_MEM, PROT_READ | PROT_WRITE, MAP_SHARED,
+	           *memfd, 0);
+	fuzz_vu_check(mem != MAP_FAILED, "mmap");
+	return mem;
 }
 
 int fuzz_vu_make_fd(struct fuzz_vu_fds *f, unsigned kind)
