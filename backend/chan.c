@@ -18,8 +18,10 @@ void chan_set_init(struct chan_set *s)
  * that drops the last reference cannot free c under them. */
 static void chan_notify(struct chan *c)
 {
-	if (c->watch)
-		c->watch(c, c->watch_arg);
+	struct chan_watcher *w;
+
+	LIST_FOREACH(w, &c->watchers, link)
+		w->fn(c, w->arg);
 }
 
 /* to_host became non-empty: there is something to read. */
@@ -80,6 +82,7 @@ struct chan *chan_new(struct chan_set *s, uint32_t window,
 	c->be = be;
 	c->be_ctx = be_ctx;
 	c->set = s;
+	LIST_INIT(&c->watchers);
 	TAILQ_INSERT_TAIL(&s->all, c, link);
 	s->count++;
 	return c;
@@ -175,24 +178,46 @@ size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt)
 
 void chan_guest_took(struct chan *c, size_t n)
 {
+	struct chan_watcher *w;
+
 	if (n > ring_used(&c->to_guest))
 		n = ring_used(&c->to_guest);
 	chan_ref(c);
 	c->tx_bytes += n;
 	ring_consume(&c->to_guest, n);
-	if (c->tx_mark && c->tx_bytes >= c->tx_mark) {
-		c->tx_mark = 0;
-		chan_notify(c);
+	LIST_FOREACH(w, &c->watchers, link) {
+		if (w->mark && c->tx_bytes >= w->mark) {
+			w->mark = 0;
+			w->fn(c, w->arg);
+		}
 	}
 	chan_unref(c);
 }
 
 /* --- host side ---------------------------------------------------------- */
 
-void chan_watch(struct chan *c, chan_watch_fn fn, void *arg)
+void chan_watch_add(struct chan *c, struct chan_watcher *w, chan_watch_fn fn,
+                    void *arg)
 {
-	c->watch = fn;
-	c->watch_arg = fn ? arg : NULL;
+	w->fn = fn;
+	w->arg = arg;
+	w->mark = 0;
+	LIST_INSERT_HEAD(&c->watchers, w, link);
+}
+
+void chan_watch_remove(struct chan *c, struct chan_watcher *w)
+{
+	struct chan_watcher *it;
+
+	/* Look it up rather than trust w's links: a second remove, or a
+	 * watcher of another channel, must not corrupt the list. */
+	LIST_FOREACH(it, &c->watchers, link) {
+		if (it == w) {
+			LIST_REMOVE(w, link);
+			w->mark = 0;
+			return;
+		}
+	}
 }
 
 /* What a read finds when to_host is empty. */
@@ -303,9 +328,11 @@ int chan_delivered(const struct chan *c, uint64_t mark)
 	return 0;
 }
 
-void chan_watch_delivered(struct chan *c, uint64_t mark)
+void chan_watch_delivered(struct chan *c, struct chan_watcher *w,
+                          uint64_t mark)
 {
-	c->tx_mark = mark;
+	(void)c;
+	w->mark = mark;
 }
 
 unsigned chan_poll(const struct chan *c)
@@ -349,7 +376,12 @@ void chan_close(struct chan *c)
 	if (!c || c->host_closed)
 		return;
 	c->host_closed = true;
-	chan_watch(c, NULL, NULL);
+	while (!LIST_EMPTY(&c->watchers)) {
+		struct chan_watcher *w = LIST_FIRST(&c->watchers);
+
+		LIST_REMOVE(w, link);
+		w->mark = 0;
+	}
 	if (!chan_device_gone(c) && c->be->host_close)
 		c->be->host_close(c);
 	chan_unref(c);

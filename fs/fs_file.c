@@ -187,8 +187,11 @@ static bool fs_open_finish(struct fs_file *f, fuse_req_t req)
 {
 	char path[64];
 
-	if (f->c)
-		chan_watch(f->c, fs_file_watch, f);
+	if (f->c) {
+		/* A connect already watched the channel while it waited. */
+		chan_watch_remove(f->c, &f->watch);
+		chan_watch_add(f->c, &f->watch, fs_file_watch, f);
+	}
 	if (fs_reply_open(req, (uintptr_t)f,
 	                  f->kind == FS_STATUS ? FOPEN_DIRECT_IO
 	                                       : FS_STREAM_FLAGS) < 0) {
@@ -270,7 +273,7 @@ static void fs_open_channel(fuse_req_t req, struct fs_file *f, int flags)
 		return;
 	}
 	if (f->c)
-		chan_watch(f->c, fs_file_watch, f);
+		chan_watch_add(f->c, &f->watch, fs_file_watch, f);
 	log_debug("fs: OPEN %s: waiting for the guest",
 	          fs_file_path(f, path, sizeof path));
 }
@@ -599,7 +602,7 @@ static void fs_serve_flushes(struct fs_file *f)
 		fuse_reply_err(r->req, err);
 		fs_req_done(f, r);
 	}
-	chan_watch_delivered(f->c, mark);
+	chan_watch_delivered(f->c, &f->watch, mark);
 }
 
 /* Sent at every close(2) of a descriptor (RELEASE follows the last one).

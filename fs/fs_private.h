@@ -21,6 +21,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "chanfs/chan.h"
 #include "chanfs/fs.h"
 #include "chanfs/loop.h"
 
@@ -90,6 +91,7 @@ struct fs_file {
 	uint64_t ino;
 	uint32_t port;
 	struct chan *c;          /* channel files, once connected/accepted */
+	struct chan_watcher watch; /* on c */
 	char *text;              /* FS_STATUS snapshot */
 	size_t text_len;
 	struct fs_req *opening;  /* open still waiting for the guest */

@@ -10,8 +10,9 @@
  *
  * Two sides hold references: the device (for as long as the connection
  * exists on its side) and the host (each open file).  The device side talks
- * to the host side through the watcher, the host side to the device side
- * through struct chan_backend.  Both are called synchronously and must only
+ * to the host side through the watchers (one per open file: a shared
+ * channel has several), the host side to the device side through struct
+ * chan_backend.  Both are called synchronously and must only
  * record work (loop_defer) — never free the channel or call back into it.
  * Once chan_closed() or chan_reset() has been called no backend op is
  * called again, so the device may drop its reference (and free be_ctx)
@@ -55,13 +56,23 @@ struct chan_backend {
 	void (*host_close)(struct chan *c);
 };
 
-/* Host side readiness watcher: something about c changed.  It fires when
- * to_host goes from empty to non-empty, when to_guest drains to half its
- * window (from fuller), when the delivery mark set by
- * chan_watch_delivered() is reached, and on every state or half-close
- * change (opened, guest EOF/norecv, closed, reset, host shutdown).
- * Re-evaluate with chan_poll() or by trying chan_read()/chan_write(). */
+/* Host side readiness watcher: something about c changed.  Every watcher
+ * fires when to_host goes from empty to non-empty, when to_guest drains to
+ * half its window (from fuller), and on every state or half-close change
+ * (opened, guest EOF/norecv, closed, reset, host shutdown); one watcher
+ * alone fires when the delivery mark it set with chan_watch_delivered() is
+ * reached.  Re-evaluate with chan_poll() or by trying chan_read() /
+ * chan_write().  A watcher only records work: it must not add or remove
+ * watchers, nor call into c. */
 typedef void (*chan_watch_fn)(struct chan *c, void *arg);
+
+/* One host-side watcher, owned (and usually embedded) by its holder. */
+struct chan_watcher {
+	chan_watch_fn fn;
+	void *arg;
+	uint64_t mark;        /* fire once tx_bytes reaches it (0: no mark) */
+	LIST_ENTRY(chan_watcher) link;
+};
 
 struct chan_set;
 
@@ -74,14 +85,11 @@ struct chan {
 	uint64_t rx_bytes;    /* guest → host bytes accepted */
 	uint64_t tx_bytes;    /* host → guest bytes delivered to the guest */
 	uint64_t written;     /* host → guest bytes chan_write() took */
-	uint64_t tx_mark;     /* fire the watcher once tx_bytes reaches it
-	                         (0: no mark) */
 	unsigned refs;
 	char name[64];        /* "vsock 3:1234-2:49152" in logs and status */
 	const struct chan_backend *be;
 	void *be_ctx;         /* the device's per-connection object */
-	chan_watch_fn watch;
-	void *watch_arg;
+	LIST_HEAD(, chan_watcher) watchers;
 	struct chan_set *set;
 	TAILQ_ENTRY(chan) link;
 };
@@ -126,9 +134,13 @@ void chan_guest_took(struct chan *c, size_t n);
 
 /* --- host side ---------------------------------------------------------- */
 
-/* Install (or with fn NULL remove) the single host-side watcher.  Host
- * calls may fire it synchronously too (e.g. chan_shutdown()). */
-void chan_watch(struct chan *c, chan_watch_fn fn, void *arg);
+/* Add w (fn, arg; no mark) to c's watchers; w must not be watching
+ * already.  Host calls may fire watchers synchronously too (e.g.
+ * chan_shutdown()). */
+void chan_watch_add(struct chan *c, struct chan_watcher *w, chan_watch_fn fn,
+                    void *arg);
+/* Remove w (added to c before; a second remove is a no-op). */
+void chan_watch_remove(struct chan *c, struct chan_watcher *w);
 /* Read up to len bytes.  Returns the count (> 0), 0 at EOF (guest_eof or
  * CLOSED and drained), -EAGAIN when nothing is there yet, -c->error after a
  * reset once to_host is drained, -ENOTCONN while CONNECTING. */
@@ -153,9 +165,10 @@ uint64_t chan_written(const struct chan *c);
  * discarded): -c->error after a reset, -EPIPE once closed or when the
  * guest receives no more. */
 int chan_delivered(const struct chan *c, uint64_t mark);
-/* Fire the watcher once tx_bytes reaches mark (0 clears the mark; one
- * mark at a time, the last call wins). */
-void chan_watch_delivered(struct chan *c, uint64_t mark);
+/* Fire w alone once tx_bytes reaches mark (0 clears the mark; one mark
+ * per watcher, the last call wins). */
+void chan_watch_delivered(struct chan *c, struct chan_watcher *w,
+                          uint64_t mark);
 /* POLLIN/POLLOUT/POLLHUP/POLLERR as a socket would report them: POLLIN
  * when a read would not say EAGAIN (data, EOF or the error), POLLOUT when
  * at least half the to_guest window is free or a write would fail at once,
@@ -165,7 +178,7 @@ unsigned chan_poll(const struct chan *c);
 /* SHUT_WR from the host (idempotent; tells the device unless the
  * connection is connecting or already over). */
 void chan_shutdown(struct chan *c);
-/* The host side's last reference goes: removes the watcher, tells the
+/* The host side's last reference goes: removes every watcher, tells the
  * device (host_close, unless the connection is already over) and drops the
  * host's reference.  c may be NULL; a second call is a no-op. */
 void chan_close(struct chan *c);

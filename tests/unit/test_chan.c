@@ -71,6 +71,7 @@ struct fix {
 	struct chan_set set;
 	struct rec rec;
 	struct chan *c;
+	struct chan_watcher w;
 };
 
 /* A channel with the device's reference and a host reference, watched. */
@@ -83,7 +84,7 @@ static int setup(void **state)
 	if (!f->c)
 		return -1;
 	chan_ref(f->c);
-	chan_watch(f->c, watcher, &f->rec);
+	chan_watch_add(f->c, &f->w, watcher, &f->rec);
 	*state = f;
 	return 0;
 }
@@ -210,7 +211,7 @@ static void test_close_while_connecting_tells_the_device(void **state)
 	chan_close(f->c);
 	assert_int_equal(f->rec.closes, 1);
 	assert_true(f->c->host_closed);
-	assert_null(f->c->watch);
+	assert_true(LIST_EMPTY(&f->c->watchers));
 	assert_int_equal(f->c->refs, 1);
 	chan_close(f->c);	/* a second call is a no-op */
 	assert_int_equal(f->rec.closes, 1);
@@ -400,7 +401,7 @@ static void test_delivery_mark_fires_once_the_guest_took_the_bytes(void **state)
 	mark = chan_written(f->c);
 	assert_int_equal(mark, 6);
 	assert_int_equal(chan_delivered(f->c, mark), 0);
-	chan_watch_delivered(f->c, mark);
+	chan_watch_delivered(f->c, &f->w, mark);
 	f->rec.watches = 0;
 	chan_guest_took(f->c, 5);
 	assert_int_equal(f->rec.watches, 0);
@@ -623,6 +624,7 @@ static void test_channel_survives_a_watcher_that_drops_the_last_reference(void *
 {
 	struct chan_set s;
 	struct rec r = { 0 };
+	struct chan_watcher w;
 	struct chan *c;
 	char big[16];
 
@@ -632,7 +634,7 @@ static void test_channel_survives_a_watcher_that_drops_the_last_reference(void *
 	chan_opened(c);
 	memset(big, 'b', sizeof big);
 	assert_int_equal(chan_write(c, big, sizeof big), 16);
-	chan_watch(c, watcher, &r);
+	chan_watch_add(c, &w, watcher, &r);
 	r.unref_in_watch = true;
 	/* Discarding the full to_guest fires writable, then the state change
 	 * fires again: two watcher calls, the first one freeing. */
@@ -645,11 +647,46 @@ static void test_unwatched_channel_fires_nothing(void **state)
 {
 	struct fix *f = *state;
 
-	chan_watch(f->c, NULL, &f->rec);
-	assert_null(f->c->watch_arg);
+	chan_watch_remove(f->c, &f->w);
+	chan_watch_remove(f->c, &f->w);
+	assert_true(LIST_EMPTY(&f->c->watchers));
 	send_str(f->c, "x");
 	chan_guest_eof(f->c);
 	assert_int_equal(f->rec.watches, 0);
+}
+
+/* A shared channel: every watcher sees every edge, a delivery mark wakes
+ * only the watcher that set it, and removing one leaves the others. */
+static void test_every_watcher_fires_and_a_mark_wakes_only_its_own(void **state)
+{
+	struct fix *f = *state;
+	struct rec r2 = { 0 }, r3 = { 0 };
+	struct chan_watcher w2, w3;
+	uint64_t mark;
+
+	chan_watch_add(f->c, &w2, watcher, &r2);
+	chan_watch_add(f->c, &w3, watcher, &r3);
+	f->rec.watches = 0;
+	send_str(f->c, "x");
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(r2.watches, 1);
+	assert_int_equal(r3.watches, 1);
+
+	assert_int_equal(chan_write(f->c, "ab", 2), 2);
+	mark = chan_written(f->c);
+	chan_watch_delivered(f->c, &w2, mark);
+	f->rec.watches = r2.watches = r3.watches = 0;
+	chan_guest_took(f->c, 2);
+	assert_int_equal(f->rec.watches, 0);
+	assert_int_equal(r2.watches, 1);
+	assert_int_equal(r3.watches, 0);
+
+	chan_watch_remove(f->c, &w2);
+	chan_guest_eof(f->c);
+	assert_int_equal(r2.watches, 1);
+	assert_int_equal(r3.watches, 1);
+	assert_int_equal(f->rec.watches, 1);
+	chan_watch_remove(f->c, &w3);
 }
 
 /* --- describe ----------------------------------------------------------- */
@@ -695,6 +732,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_new_rejects_window_not_power_of_two),
+		cmocka_unit_test_setup_teardown(test_every_watcher_fires_and_a_mark_wakes_only_its_own, setup_open, teardown),
 		cmocka_unit_test(test_new_channel_is_connecting_with_one_reference_in_its_set),
 		cmocka_unit_test_setup_teardown(test_connecting_read_write_peek_say_enotconn_and_poll_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_opened_moves_to_open_and_wakes_the_watcher_once, setup, teardown),
