@@ -95,6 +95,7 @@ struct vsock_conn {
 	uint32_t local_shut;            /* we sent */
 	uint32_t local_shut_want;       /* to send once to_guest drains */
 	bool host_closed;
+	bool host_aborted;              /* chan_abort: RST, not SHUTDOWN */
 	/* Control packets. */
 	unsigned ctl_pending;           /* VSOCK_CTL_* */
 	struct vsock_ctl ctl;

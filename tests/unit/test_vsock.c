@@ -488,6 +488,23 @@ static void vsock_request_beyond_backlog_is_answered_with_rst(void **state)
 	}
 }
 
+/* chan_abort (a host side that rejects what the guest said): RST at
+ * once, and what the host had queued for the guest is not sent. */
+static void vsock_host_abort_sends_rst_and_discards_queued_data(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	host_write_all(c, "lost", 4);
+	chan_abort(c);
+	settle(f);
+	rx_post(f, 2);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RST);
+	assert_int_equal(f->pk[0].dst_port, 1000);
+	assert_int_equal(f->pk[0].len, 0);
+}
+
 static void vsock_accept_on_a_new_port_starts_listening(void **state)
 {
 	struct fx *f = *state;
@@ -1479,6 +1496,7 @@ int main(void)
 		T(vsock_request_to_unlistened_port_is_answered_with_rst),
 		T(vsock_request_to_listening_port_gets_response_and_accept),
 		T(vsock_request_beyond_backlog_is_answered_with_rst),
+		T(vsock_host_abort_sends_rst_and_discards_queued_data),
 		T(vsock_accept_on_a_new_port_starts_listening),
 		T(vsock_accept_returns_a_connection_the_guest_already_ended),
 		cmocka_unit_test_setup_teardown(
