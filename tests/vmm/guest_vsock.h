@@ -295,7 +295,9 @@ struct guest_conn *guest_conn_next(struct guest_conn *c);
  * spec for the same port takes over), delay=MS (wait after the connection
  * is established before sending or reading), chunk=BYTES (largest write
  * or read per pump), after=PORT (connect: start once a connection to the
- * guest's listening PORT was accepted).
+ * guest's listening PORT was accepted), first=HEX (connect: send these
+ * bytes, hex-encoded, e.g. a named service's connect string with its NUL,
+ * before the service's own bytes; not counted in tx or tx_fnv).
  *
  * Every connection prints one line when it ends:
  *   conn lport=L rport=R svc=S status=ST rx=N rx_fnv=H tx=N tx_fnv=H
@@ -312,6 +314,9 @@ enum guest_svc_kind {
 	GUEST_SVC_BAD_CID, GUEST_SVC_BAD_NOCONN,
 };
 
+/* Largest first=HEX prefix (a named-service connect string and more). */
+#define GUEST_FIRST_MAX 1024
+
 struct guest_svc_spec {
 	enum guest_svc_kind kind;
 	bool listen;
@@ -322,6 +327,9 @@ struct guest_svc_spec {
 	uint32_t after;             /* connect once a connection to this
 	                               listening guest port was accepted */
 	bool has_after;
+	uint8_t first[GUEST_FIRST_MAX]; /* connect: sent before the
+	                               service's own bytes (first=HEX) */
+	size_t first_len;
 };
 
 /* Parse "PORT:SVC[=ARG][,key=val...]" for --listen (listen true) or
