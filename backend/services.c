@@ -345,8 +345,8 @@ static void svc_incoming(void *arg, uint32_t port)
 {
 	struct services *s = arg;
 
-	if (port == s->cfg.port)
-		loop_defer(s->l, &s->accept);
+	(void)port;
+	loop_defer(s->l, &s->accept);
 }
 
 /* --- the directory -------------------------------------------------------- */
@@ -455,8 +455,7 @@ struct services *services_new(struct loop *l, struct vsock *v,
 		free(s);
 		return NULL;
 	}
-	vsock_on_incoming(v, svc_incoming, s);
-	vsock_listen(v, s->cfg.port);
+	vsock_listen_to(v, s->cfg.port, svc_incoming, s);
 	return s;
 }
 
@@ -466,7 +465,7 @@ void services_free(struct services *s)
 
 	if (!s)
 		return;
-	vsock_on_incoming(s->v, NULL, NULL);
+	vsock_listen_to(s->v, s->cfg.port, NULL, NULL);
 	loop_cancel(s->l, &s->accept);
 	while (!TAILQ_EMPTY(&s->reading))
 		svc_conn_free(TAILQ_FIRST(&s->reading), SVC_ABORT);

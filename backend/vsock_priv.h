@@ -127,6 +127,9 @@ struct vsock_listener {
 	uint64_t *deadline;             /* ms (monotonic), per queue slot */
 	struct event *linger;           /* stop listening */
 	struct event *expire;           /* the head's accept timeout */
+	/* vsock_listen_to: told instead of v->incoming_fn; not listed. */
+	void (*incoming_fn)(void *arg, uint32_t port);
+	void *incoming_arg;
 	TAILQ_ENTRY(vsock_listener) link;
 };
 

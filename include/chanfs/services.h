@@ -24,9 +24,9 @@
  * ends it meanwhile: its data stays readable by the opener, then EOF (as
  * vsock_accept).
  *
- * The service port listens for the daemon's life (vsock_listen); it also
- * shows in vsock/listen, where opening it would race with us for the
- * guest's connections: don't.
+ * The service port listens for the daemon's life (vsock_listen_to): it
+ * is not listed in vsock/listen, but an open of vsock/listen/PORT would
+ * race with us for the guest's connections: don't.
  *
  * Everything runs on the loop thread.
  */
@@ -51,9 +51,8 @@ struct services_config {
 
 struct services;
 
-/* Listen on cfg->port of v, take every guest connection that arrives there
- * (v's incoming notification becomes ours: vsock_on_incoming) and register
- * the directory "services" in dirs.  NULL with errno set: EINVAL (port
+/* Listen on cfg->port of v (vsock_listen_to), take every guest connection
+ * that arrives there and register the directory "services" in dirs.  NULL with errno set: EINVAL (port
  * 0), EEXIST/ENOSPC (chandir_add), ENOMEM. */
 struct services *services_new(struct loop *l, struct vsock *v,
                               struct chandirs *dirs,

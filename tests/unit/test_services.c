@@ -1,7 +1,7 @@
 /*
  * services: the connect-string rules, routing, backlog and timeouts, with
- * the vsock device faked at link time (-Wl,--wrap: vsock_listen,
- * vsock_accept, vsock_on_incoming).  A guest connection is a channel with
+ * the vsock device faked at link time (-Wl,--wrap: vsock_listen_to,
+ * vsock_accept).  A guest connection is a channel with
  * a fake backend that records how the host side let go (close or abort);
  * the test is the guest (chan_guest_send) and the opener (the chandir
  * ops).
@@ -55,16 +55,17 @@ static struct fx *fx;
 
 /* --- the fake vsock ------------------------------------------------------- */
 
-void __wrap_vsock_listen(struct vsock *v, uint32_t port);
+void __wrap_vsock_listen_to(struct vsock *v, uint32_t port,
+                            void (*fn)(void *arg, uint32_t port), void *arg);
 int __wrap_vsock_accept(struct vsock *v, uint32_t port, struct chan **out);
-void __wrap_vsock_on_incoming(struct vsock *v,
-                              void (*fn)(void *arg, uint32_t port),
-                              void *arg);
 
-void __wrap_vsock_listen(struct vsock *v, uint32_t port)
+void __wrap_vsock_listen_to(struct vsock *v, uint32_t port,
+                            void (*fn)(void *arg, uint32_t port), void *arg)
 {
 	(void)v;
 	fx->listened = port;
+	fx->incoming = fn;
+	fx->incoming_arg = arg;
 }
 
 int __wrap_vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
@@ -76,14 +77,6 @@ int __wrap_vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
 	*out = fx->queue[0];
 	memmove(fx->queue, fx->queue + 1, --fx->nq * sizeof fx->queue[0]);
 	return 0;
-}
-
-void __wrap_vsock_on_incoming(struct vsock *v,
-                              void (*fn)(void *arg, uint32_t port), void *arg)
-{
-	(void)v;
-	fx->incoming = fn;
-	fx->incoming_arg = arg;
 }
 
 static void be_close(struct chan *c)
