@@ -55,7 +55,7 @@ static const char guest_usage[] =
 	"pipe connects to the host's service port (-p, default 5000), sends\n"
 	"\"pipe:NAME[:ARGS]\" and a NUL, then relays like nc: stdin to the host\n"
 	"(its EOF shuts down the sending side), the host's bytes to stdout, until\n"
-	"the host's EOF; one report per direction on stderr.\n"
+	"both have ended; one report per direction on stderr.\n"
 	"\n"
 	"OPTIONS:\n"
 	"  -n BYTES  size for source and sink (K, M, G suffixes: powers of 1024)\n"

@@ -298,14 +298,14 @@ static int guest_pipe(int fd, const char *label, const struct guest_opts *o)
 		n = guest_copy(STDIN_FILENO, fd, "stdin to the host", hex);
 		if (n >= 0) {
 			shutdown(fd, SHUT_WR);
-			guest_say(o, "pipe %s %s sent %" PRId64 " sha256 %s",
+			guest_say(o, "pipe %s %s sent bytes %" PRId64 " sha256 %s",
 				  o->service, label, n, hex);
 		}
 		_exit(n < 0);
 	}
 	n = guest_copy(fd, STDOUT_FILENO, "host to stdout", hex);
 	if (n >= 0)
-		guest_say(o, "pipe %s %s received %" PRId64 " sha256 %s",
+		guest_say(o, "pipe %s %s received bytes %" PRId64 " sha256 %s",
 			  o->service, label, n, hex);
 	else
 		kill(pid, SIGTERM);
