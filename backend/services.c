@@ -175,38 +175,46 @@ static void svc_timeout(evutil_socket_t fd, short what, void *arg)
 		           sc->s->cfg.accept_timeout_ms);
 }
 
-/* Check a NUL-terminated connect string; NULL when good (*name_len and
- * *args set: args NULL when none), else what is wrong (into why). */
-static const char *svc_check(const char *str, size_t *name_len,
-                             const char **args, char *why, size_t size)
+/* Check the connect string so far: len bytes, the last of them its NUL
+ * when whole.  NULL while it is good (or may still become good); when
+ * whole and good, *name_len and *args are set (args NULL when none).
+ * Else what is wrong (maybe in why). */
+static const char *svc_check(const char *str, size_t len, bool whole,
+                             size_t *name_len, const char **args, char *why,
+                             size_t size)
 {
 	const char *name = str + SERVICES_PREFIX_LEN;
-	size_t len, i;
+	size_t n = len - whole, rest, nl, i;
 
-	if (strncmp(str, SERVICES_PREFIX, SERVICES_PREFIX_LEN))
+	if (memcmp(str, SERVICES_PREFIX, n < SERVICES_PREFIX_LEN ? n :
+	           SERVICES_PREFIX_LEN) || (whole && n < SERVICES_PREFIX_LEN))
 		return "connect string does not start with \"pipe:\"";
-	len = strcspn(name, ":");
-	if (len == 0)
-		return "empty service name";
-	for (i = 0; i < len; i++)
-		if (!svc_name_char((unsigned char)name[i])) {
+	if (n < SERVICES_PREFIX_LEN)
+		return NULL;
+	rest = n - SERVICES_PREFIX_LEN;
+	for (nl = 0; nl < rest && name[nl] != ':'; nl++)
+		if (!svc_name_char((unsigned char)name[nl])) {
 			snprintf(why, size, "byte 0x%02x at %zu of the service "
 			         "name (allowed: A-Z a-z 0-9 . _ -)",
-			         (unsigned char)name[i], i);
+			         (unsigned char)name[nl], nl);
 			return why;
 		}
-	if (!svc_name_ok(name, len))
+	if (nl == 0 && (whole || rest))
+		return "empty service name";
+	if ((whole || nl < rest) && !svc_name_ok(name, nl))
 		return "service name \".\" or \"..\"";
-	*name_len = len;
-	*args = name[len] == ':' ? name + len + 1 : NULL;
-	for (i = 0; *args && (*args)[i]; i++)
-		if ((unsigned char)(*args)[i] < 0x20 ||
-		    (unsigned char)(*args)[i] > 0x7e) {
+	for (i = nl + 1; i < rest; i++)
+		if ((unsigned char)name[i] < 0x20 ||
+		    (unsigned char)name[i] > 0x7e) {
 			snprintf(why, size, "byte 0x%02x at %zu of the args "
 			         "(allowed: printable ASCII)",
-			         (unsigned char)(*args)[i], i);
+			         (unsigned char)name[i], i - nl - 1);
 			return why;
 		}
+	if (whole) {
+		*name_len = nl;
+		*args = nl < rest ? name + nl + 1 : NULL;
+	}
 	return NULL;
 }
 
@@ -220,7 +228,7 @@ static void svc_route(struct svc_conn *sc)
 	struct svc_name *n;
 	size_t name_len;
 
-	bad = svc_check(str, &name_len, &args, why, sizeof why);
+	bad = svc_check(str, sc->len, true, &name_len, &args, why, sizeof why);
 	if (bad) {
 		svc_reject(sc, "bad connect string: %s", bad);
 		return;
@@ -261,8 +269,9 @@ static void svc_parse(void *arg)
 	struct svc_conn *sc = arg;
 	struct chan *c = sc->c;
 	struct iovec iov[2];
+	char *nul, why[96];
+	const char *bad;
 	size_t take;
-	char *nul;
 	int n, i;
 
 	for (;;) {
@@ -280,6 +289,14 @@ static void svc_parse(void *arg)
 				svc_route(sc);
 				return;
 			}
+		}
+		bad = svc_check(sc->buf, sc->len, false, NULL, NULL, why,
+		                sizeof why);
+		if (bad) {
+			/* It cannot become good: say so now, not at the
+			 * timeout. */
+			svc_reject(sc, "bad connect string: %s", bad);
+			return;
 		}
 		if (sc->len == sizeof sc->buf) {
 			svc_reject(sc, "bad connect string: no NUL within "

@@ -19,6 +19,8 @@
  *   - a connection that has not sent its whole connect string, or that no
  *     open took, within accept_timeout_ms of its arrival is reset;
  *   - at most backlog connections wait per name: one more is reset.
+ * A connect string is judged as its bytes arrive: one that can no longer
+ * become good (another prefix, a bad byte) is reset at once.
  * A guest that ends its connection (EOF or RST) before the NUL is dropped
  * with a log line.  Once queued, a connection waits even if the guest
  * ends it meanwhile: its data stays readable by the opener, then EOF (as

@@ -446,6 +446,32 @@ static void services_other_prefix_is_reset(void **state)
 	expect_rejected("GET / HTTP/1.0\r\n", 17, "does not start with");
 }
 
+/* What can no longer become a good connect string is reset at once, not
+ * after 256 bytes or the timeout. */
+static void services_other_prefix_is_reset_before_any_nul(void **state)
+{
+	(void)state;
+	expect_rejected("GET / HTTP/1.0\r\n", 16, "does not start with");
+}
+
+static void services_bad_name_byte_is_reset_before_any_nul(void **state)
+{
+	(void)state;
+	expect_rejected("pipe:ab\n", 8, "byte 0x0a at 2 of the service name");
+}
+
+static void services_bad_args_byte_is_reset_before_any_nul(void **state)
+{
+	(void)state;
+	expect_rejected("pipe:ab:\x7f", 9, "byte 0x7f at 0 of the args");
+}
+
+static void services_empty_name_is_reset_before_any_nul(void **state)
+{
+	(void)state;
+	expect_rejected("pipe::", 6, "empty service name");
+}
+
 static void services_guest_eof_before_nul_is_reset(void **state)
 {
 	char log[512];
@@ -586,6 +612,10 @@ int main(void)
 		T(services_dot_names_are_reset),
 		T(services_control_byte_in_args_is_reset),
 		T(services_other_prefix_is_reset),
+		T(services_other_prefix_is_reset_before_any_nul),
+		T(services_bad_name_byte_is_reset_before_any_nul),
+		T(services_bad_args_byte_is_reset_before_any_nul),
+		T(services_empty_name_is_reset_before_any_nul),
 		T(services_guest_eof_before_nul_is_reset),
 		T(services_guest_gone_before_anything_is_dropped),
 		T(services_silent_guest_is_reset_after_the_timeout),
