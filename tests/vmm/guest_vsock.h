@@ -282,6 +282,8 @@ struct guest_conn *guest_conn_next(struct guest_conn *c);
  *   send=N        send N bytes, then close
  *   echo-check=N  send N bytes, read them back and compare, then close
  *   recv          read until the host's EOF, then close
+ *   request=N     send N bytes, shut down the sending side, read the
+ *                 host's answer until its EOF, then close
  *   bad=KIND      connect, wait for the host's first byte (the host has
  *                 the connection open), then misbehave and wait for the
  *                 host's RST:
@@ -310,6 +312,7 @@ enum guest_svc_kind {
 	GUEST_SVC_ECHO, GUEST_SVC_SINK, GUEST_SVC_SOURCE, GUEST_SVC_SLOW,
 	GUEST_SVC_IGNORE,
 	GUEST_SVC_SEND, GUEST_SVC_ECHO_CHECK, GUEST_SVC_RECV,
+	GUEST_SVC_REQUEST,
 	GUEST_SVC_BAD_OVERRUN, GUEST_SVC_BAD_OP, GUEST_SVC_BAD_LEN,
 	GUEST_SVC_BAD_CID, GUEST_SVC_BAD_NOCONN,
 };

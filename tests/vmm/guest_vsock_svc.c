@@ -65,6 +65,7 @@ static const char *const svc_names[] = {
 	[GUEST_SVC_SEND] = "send",
 	[GUEST_SVC_ECHO_CHECK] = "echo-check",
 	[GUEST_SVC_RECV] = "recv",
+	[GUEST_SVC_REQUEST] = "request",
 	[GUEST_SVC_BAD_OVERRUN] = "bad-overrun",
 	[GUEST_SVC_BAD_OP] = "bad-unknown-op",
 	[GUEST_SVC_BAD_LEN] = "bad-hdr-len",
@@ -227,6 +228,10 @@ int guest_svc_parse(const char *arg, bool listen, struct guest_svc_spec *o,
 		o->kind = GUEST_SVC_ECHO_CHECK;
 		if (!val || svc_parse_range(val, o) < 0)
 			return svc_err(err, errlen, "%s: echo-check=N", arg);
+	} else if (!listen && !strcmp(svc, "request")) {
+		o->kind = GUEST_SVC_REQUEST;
+		if (!val || svc_parse_range(val, o) < 0)
+			return svc_err(err, errlen, "%s: request=N", arg);
 	} else if (!listen && !strcmp(svc, "recv")) {
 		o->kind = GUEST_SVC_RECV;
 	} else if (!listen && !strcmp(svc, "bad") && val) {
@@ -510,6 +515,13 @@ static void svc_pump(struct guest_conn *c)
 			guest_conn_close(c);
 		else if (guest_conn_eof(c) &&
 		         (c->peer_shutdown & VIRTIO_VSOCK_SHUTDOWN_RCV))
+			guest_conn_close(c);
+		break;
+	case GUEST_SVC_REQUEST:
+		if (svc_send(sc, c))
+			guest_conn_shutdown(c, VIRTIO_VSOCK_SHUTDOWN_SEND);
+		svc_drain(sc, c, UINT64_MAX);
+		if (guest_conn_eof(c))
 			guest_conn_close(c);
 		break;
 	case GUEST_SVC_ECHO_CHECK:
