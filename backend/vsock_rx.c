@@ -22,11 +22,6 @@
 #include "chanfs/vq.h"
 #include "vsock_priv.h"
 
-void vsock_rx_schedule(struct vsock *v)
-{
-	loop_defer(v->loop, &v->fill_task);
-}
-
 /* Scatter len bytes into the writable part of e at offset off. */
 static void vsock_rx_scatter(const struct vq_elem *e, size_t off,
                              const void *src, size_t len)
