@@ -26,24 +26,7 @@
 static void vsock_rx_scatter(const struct vq_elem *e, size_t off,
                              const void *src, size_t len)
 {
-	const uint8_t *s = src;
-	unsigned i, end = e->out_num + e->in_num;
-
-	for (i = e->out_num; i < end && len > 0; i++) {
-		size_t n;
-
-		if (off >= e->iov[i].iov_len) {
-			off -= e->iov[i].iov_len;
-			continue;
-		}
-		n = e->iov[i].iov_len - off;
-		if (n > len)
-			n = len;
-		memcpy((uint8_t *)e->iov[i].iov_base + off, s, n);
-		s += n;
-		len -= n;
-		off = 0;
-	}
+	vq_iov_write(e->iov + e->out_num, e->in_num, off, src, len);
 }
 
 static void vsock_rx_hdr(const struct vsock *v, const struct vq_elem *e,
