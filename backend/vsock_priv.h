@@ -30,12 +30,11 @@
 #include <linux/virtio_vsock.h>
 
 #include "chanfs/loop.h"
+#include "chanfs/vq.h"
 #include "chanfs/vsock.h"
 
 struct chan;
 struct event;
-struct vq;
-struct vq_elem;
 
 /* The packet header on the wire (little-endian, packed). */
 #define VSOCK_HDR_SIZE 44
@@ -235,6 +234,23 @@ bool vsock_conn_done(const struct vsock_conn *c);
  * it is held and armed when they start again. */
 void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms);
 const char *vsock_conn_state_name(enum vsock_conn_state s);
+
+/* The TX run and the RX fill: handle ring qi's chains with vq_drain's fn
+ * and want, VSOCK_BUDGET of them; when the budget runs out the rest
+ * waits for the next loop turn, in rest (the caller's task), so that the
+ * loop serves everyone else first.  Nothing while the rings are stopped. */
+static inline void vsock_drain(struct vsock *v, unsigned qi,
+                               struct vq_elem *elem,
+                               uint32_t (*fn)(void *arg,
+                                              const struct vq_elem *elem),
+                               bool (*want)(void *arg),
+                               struct loop_task *rest)
+{
+	struct vq *vq = v->vq[qi];
+
+	if (vq && vq_drain(vq, elem, VSOCK_BUDGET, fn, want, v) > 0)
+		loop_defer_next(v->loop, rest);
+}
 
 /* --- vsock_tx.c --------------------------------------------------------- */
 

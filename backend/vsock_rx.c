@@ -190,7 +190,6 @@ void vsock_rx_fill(void *arg)
 {
 	struct vsock *v = arg;
 	struct vsock_conn *c;
-	struct vq *vq;
 
 	/* Host-side events recorded inside chan calls. */
 	while ((c = TAILQ_FIRST(&v->todo)) != NULL) {
@@ -198,9 +197,6 @@ void vsock_rx_fill(void *arg)
 		c->in_todo = false;
 		vsock_conn_do_todo(c);
 	}
-	vq = v->vq[VSOCK_RXQ];
-	if (vq && vq_drain(vq, v->rx_elem, VSOCK_BUDGET, vsock_rx_buf,
-	                   vsock_rx_want, v) > 0)
-		/* Yield to the loop; finish next turn. */
-		loop_defer_next(v->loop, &v->fill_task);
+	vsock_drain(v, VSOCK_RXQ, v->rx_elem, vsock_rx_buf, vsock_rx_want,
+	            &v->fill_task);
 }

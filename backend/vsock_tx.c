@@ -353,12 +353,7 @@ static uint32_t vsock_tx_one(void *arg, const struct vq_elem *e)
 
 void vsock_tx_run(struct vsock *v)
 {
-	struct vq *vq = v->vq[VSOCK_TXQ];
-
-	if (vq && vq_drain(vq, v->tx_elem, VSOCK_BUDGET, vsock_tx_one, NULL,
-	                   v) > 0)
-		/* The rest after the loop has served everyone else. */
-		loop_defer_next(v->loop, &v->tx_task);
+	vsock_drain(v, VSOCK_TXQ, v->tx_elem, vsock_tx_one, NULL, &v->tx_task);
 }
 
 void vsock_tx_task(void *arg)
