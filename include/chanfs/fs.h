@@ -66,34 +66,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "chanfs/vsock.h"
-
 struct loop;
 struct chan_set;
-struct vsock;
-
-/* --- command line -------------------------------------------------------- */
-
-struct fs_options {
-	char *socket;             /* -s: vhost-user socket path (absolute) */
-	char *mountpoint;         /* absolute, an existing directory */
-	struct vsock_config vsock;
-	uint32_t *listen;         /* -l ports, nlisten of them */
-	unsigned nlisten;
-	char *fuse_opts;          /* every -o joined with ',', or NULL */
-	bool foreground;          /* -f (also implied by -d) */
-	bool debug;               /* -d: protocol traces */
-};
-
-/* Returned by fs_options_parse when --help or --version was printed. */
-#define FS_OPTIONS_DONE 1
-
-/* Parse argv into o (zeroed and defaulted first).  Returns 0 to run,
- * FS_OPTIONS_DONE after printing help or the version to stdout (exit 0),
- * or -EINVAL after printing one line naming the bad option or value to
- * stderr (exit 2).  Free o with fs_options_free in every case. */
-int fs_options_parse(struct fs_options *o, int argc, char **argv);
-void fs_options_free(struct fs_options *o);
+struct chandirs;
 
 /* --- the file system ----------------------------------------------------- */
 
@@ -112,13 +87,14 @@ struct fs_config {
 struct fs;
 
 /* Create the FUSE session, mount it at cfg->mountpoint and serve it on l:
- * channels come from v (connect, accept, incoming notifications) and chans
- * (status).  SIGINT, SIGTERM and SIGHUP stop the loop; so does an unmount
+ * the tree is made of the directories registered in dirs (chandir.h: every
+ * directory must be registered before this call; fs/ becomes dirs' one
+ * chandir_ready receiver until fs_free), chans is listed in status.  SIGINT, SIGTERM and SIGHUP stop the loop; so does an unmount
  * from outside (fusermount3 -u).  Returns NULL with errno set and a log
  * line: EINVAL when libfuse rejected a mount option (it printed which),
  * else the mount failure. */
-struct fs *fs_new(struct loop *l, struct chan_set *chans, struct vsock *v,
-                  const struct fs_config *cfg);
+struct fs *fs_new(struct loop *l, struct chan_set *chans,
+                  struct chandirs *dirs, const struct fs_config *cfg);
 /* Unless foreground, detach from the terminal (fuse_daemonize: stdio goes
  * to /dev/null, so later log lines go to syslog: log_to_syslog) and
  * re-initialise the loop after the fork.  Returns 0 or -errno. */
