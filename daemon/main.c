@@ -1,5 +1,6 @@
 /*
- * chanfs: the vhost-user vsock device and the file system on one loop.
+ * chanfs: the vhost-user vsock device, the named services over it and the
+ * file system on one loop.
  * The devices register their directories of channels (chandir.h); fs/
  * serves whatever is registered.
  */
@@ -13,6 +14,7 @@
 #include "chanfs/fs.h"
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
+#include "chanfs/services.h"
 #include "chanfs/vsock.h"
 #include "chanfs/vu.h"
 #include "options.h"
@@ -30,6 +32,7 @@ int main(int argc, char **argv)
 	struct chan_set chans;
 	struct chandirs dirs;
 	struct loop *l;
+	struct services *svc = NULL;
 	struct vsock *v;
 	struct vu *vu;
 	struct fs *fs;
@@ -58,6 +61,17 @@ int main(int argc, char **argv)
 		fatal("cannot register the vsock directories");
 	for (i = 0; i < o.nlisten; i++)
 		vsock_listen(v, o.listen[i]);
+	if (o.service_port) {
+		struct services_config sc = {
+			.port = o.service_port,
+			.accept_timeout_ms = o.vsock.accept_timeout_ms,
+			.backlog = o.vsock.backlog,
+		};
+
+		svc = services_new(l, v, &dirs, &sc);
+		if (!svc)
+			fatal("cannot register the named services");
+	}
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
 		exit(2);	/* vu_new logged why: a socket-path error */
@@ -71,6 +85,7 @@ int main(int argc, char **argv)
 	fs = fs_new(l, &chans, &dirs, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
+		services_free(svc);
 		vu_free(vu);
 		vsock_free(v);
 		loop_free(l);
@@ -87,6 +102,7 @@ int main(int argc, char **argv)
 
 	/* The host side lets go first, then the device resets what is left. */
 	fs_free(fs);
+	services_free(svc);
 	vu_free(vu);
 	vsock_free(v);
 	loop_free(l);
