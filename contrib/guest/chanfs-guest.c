@@ -78,15 +78,20 @@ void guest_say(const struct guest_opts *o, const char *fmt, ...)
 {
 	FILE *out = o->role == ROLE_CAT || o->role == ROLE_PIPE ? stderr
 	                                                         : stdout;
+	char line[1024];
 	va_list ap;
+	int n;
 
 	if (o->quiet)
 		return;
-	fputs("chanfs-guest: ", out);
+	/* One write per line: processes sharing a console (two pipes on
+	 * unbuffered stderr) must not interleave their reports. */
+	n = snprintf(line, sizeof(line), "chanfs-guest: ");
 	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', out);
+	strcat(line, "\n");
+	fputs(line, out);
 	fflush(out);
 }
 
