@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -239,6 +240,46 @@ static void test_services_open_eagain_or_waits_for_the_guest(void **state)
 	assert_int_equal(vh_guest_stop(g), 0);
 }
 
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+}
+
+/* A blocking open interrupted by a signal fails with EINTR and stops
+ * counting as an opener. */
+static void test_services_waiting_open_interrupted_is_eintr(void **state)
+{
+	struct vh *h = *state;
+	struct stream s = { .flags = O_RDONLY };
+	struct sigaction sa;
+	pthread_t th;
+	char *st;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigusr1;	/* no SA_RESTART */
+	assert_int_equal(sigaction(SIGUSR1, &sa, NULL), 0);
+	assert_int_equal(vh_start_chanfs(h, chanfs_args), 0);
+	snprintf(s.path, sizeof s.path, "%s", vh_path(h, "services/sig"));
+	assert_int_equal(pthread_create(&th, NULL, stream_run, &s), 0);
+	wait_status(h, "services/sig: 0 waiting, 1 openers");
+	assert_int_equal(pthread_kill(th, SIGUSR1), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(s.err, EINTR);
+	for (int i = 0; i < VH_TIMEOUT_MS / 10; i++) {
+		bool gone;
+
+		st = vh_status(h);
+		gone = st && !strstr(st, "services/sig:");
+		free(st);
+		if (gone)
+			break;
+		usleep(10000);
+	}
+	st = vh_status(h);
+	assert_null(strstr(st, "services/sig:"));
+	free(st);
+}
+
 /* README's host side of `chanfs-guest pipe sha256:hostname`: the args
  * from the open file's attribute, the request read to its EOF, the
  * answer written back on the same fd. */
@@ -443,6 +484,9 @@ int main(void)
 			vh_setup, vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_services_open_eagain_or_waits_for_the_guest,
+			vh_setup, vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_services_waiting_open_interrupted_is_eintr,
 			vh_setup, vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_services_readme_shell_example_works,
