@@ -144,11 +144,12 @@ static void svc_conn_free(struct svc_conn *sc, enum svc_end how)
 	free(sc);
 }
 
-static void svc_reject(struct svc_conn *sc, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void svc_reject(struct svc_conn *sc, bool warn, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-/* One log line naming the connection and what was wrong, and a reset. */
-static void svc_reject(struct svc_conn *sc, const char *fmt, ...)
+/* One log line naming the connection and what was wrong, and a reset: a
+ * warning for what the guest sent, info for a timeout (as vsock's). */
+static void svc_reject(struct svc_conn *sc, bool warn, const char *fmt, ...)
 {
 	char why[160];
 	va_list ap;
@@ -156,7 +157,10 @@ static void svc_reject(struct svc_conn *sc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof why, fmt, ap);
 	va_end(ap);
-	log_info("services: %s: %s; RST", sc->c->name, why);
+	if (warn)
+		log_warnx("services: %s: %s; RST", sc->c->name, why);
+	else
+		log_info("services: %s: %s; RST", sc->c->name, why);
 	sc->s->rejected++;
 	svc_conn_free(sc, SVC_ABORT);
 }
@@ -168,10 +172,10 @@ static void svc_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (sc->name)
-		svc_reject(sc, "service \"%s\" not opened within %u ms",
+		svc_reject(sc, false, "service \"%s\" not opened within %u ms",
 		           sc->name->name, sc->s->cfg.accept_timeout_ms);
 	else
-		svc_reject(sc, "no connect string within %u ms",
+		svc_reject(sc, false, "no connect string within %u ms",
 		           sc->s->cfg.accept_timeout_ms);
 }
 
@@ -230,24 +234,24 @@ static void svc_route(struct svc_conn *sc)
 
 	bad = svc_check(str, sc->len, true, &name_len, &args, why, sizeof why);
 	if (bad) {
-		svc_reject(sc, "bad connect string: %s", bad);
+		svc_reject(sc, true, "bad connect string: %s", bad);
 		return;
 	}
 	memcpy(name, str + SERVICES_PREFIX_LEN, name_len);
 	name[name_len] = 0;
 	n = svc_name_get(s, name);
 	if (!n) {
-		svc_reject(sc, "service \"%s\": out of memory", name);
+		svc_reject(sc, true, "service \"%s\": out of memory", name);
 		return;
 	}
 	if (n->count >= s->cfg.backlog) {
-		svc_reject(sc, "service \"%s\" already has %u connections "
+		svc_reject(sc, true, "service \"%s\" already has %u connections "
 		           "waiting (the backlog)", name, n->count);
 		return;
 	}
 	if (chan_set_args(sc->c, args) < 0) {
 		svc_name_maybe_free(s, n);
-		svc_reject(sc, "service \"%s\": out of memory", name);
+		svc_reject(sc, true, "service \"%s\": out of memory", name);
 		return;
 	}
 	chan_watch_remove(sc->c, &sc->w);
@@ -295,11 +299,11 @@ static void svc_parse(void *arg)
 		if (bad) {
 			/* It cannot become good: say so now, not at the
 			 * timeout. */
-			svc_reject(sc, "bad connect string: %s", bad);
+			svc_reject(sc, true, "bad connect string: %s", bad);
 			return;
 		}
 		if (sc->len == sizeof sc->buf) {
-			svc_reject(sc, "bad connect string: no NUL within "
+			svc_reject(sc, true, "bad connect string: no NUL within "
 			           "%zu bytes", sizeof sc->buf);
 			return;
 		}
@@ -313,8 +317,8 @@ static void svc_parse(void *arg)
 		svc_conn_free(sc, SVC_CLOSE);
 		return;
 	}
-	svc_reject(sc, "ended after %zu bytes, before the connect string's "
-	           "NUL", sc->len);
+	svc_reject(sc, true, "ended after %zu bytes, before the connect "
+	           "string's NUL", sc->len);
 }
 
 static void svc_watch(struct chan *c, void *arg)

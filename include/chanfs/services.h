@@ -54,8 +54,9 @@ struct services_config {
 struct services;
 
 /* Listen on cfg->port of v (vsock_listen_to), take every guest connection
- * that arrives there and register the directory "services" in dirs.  NULL with errno set: EINVAL (port
- * 0), EEXIST/ENOSPC (chandir_add), ENOMEM. */
+ * that arrives there and register the directory "services" in dirs.
+ * NULL with errno set: EINVAL (port 0), EEXIST/ENOSPC (chandir_add),
+ * ENOMEM. */
 struct services *services_new(struct loop *l, struct vsock *v,
                               struct chandirs *dirs,
                               const struct services_config *cfg);
