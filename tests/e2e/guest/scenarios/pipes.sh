@@ -6,3 +6,7 @@ for who in a b; do
 	chanfs-guest gen 1M |
 		chanfs-guest pipe "sums:from-$who" -r 200 >/dev/null &
 done
+# README's example: a request with args; the host's answer on the console.
+echo chanfs-e2e-guest |
+	chanfs-guest pipe sha256:hostname -r 200 2>/dev/null |
+	sed 's/^/chanfs-e2e: answer /' &
