@@ -41,6 +41,7 @@ enum {
 	OPT_BACKLOG,
 	OPT_ACCEPT_TIMEOUT,
 	OPT_LISTEN_LINGER,
+	OPT_UDS,
 };
 
 static const struct option fs_long_options[] = {
@@ -53,6 +54,7 @@ static const struct option fs_long_options[] = {
 	{ "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
 	{ "listen-linger", required_argument, NULL, OPT_LISTEN_LINGER },
 	{ "listen", required_argument, NULL, 'l' },
+	{ "uds", required_argument, NULL, OPT_UDS },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", no_argument, NULL, 'd' },
 	{ "help", no_argument, NULL, 'h' },
@@ -87,6 +89,9 @@ static void fs_help(FILE *out)
 	      "                            MS after its last opener (default 5000)\n"
 	      "  -l, --listen PORT         listen on host port PORT from the start\n"
 	      "                            (repeatable; opening vsock/listen/PORT also does)\n"
+	      "      --uds PATH            Firecracker-style hybrid sockets: clients of PATH\n"
+	      "                            send \"CONNECT <port>\\n\"; guest connections to a\n"
+	      "                            port P nobody listens on go to PATH_P\n"
 	      "  -f, --foreground          stay in the foreground (logs stay on stderr;\n"
 	      "                            in the background they are discarded)\n"
 	      "  -d, --debug               protocol traces on stderr (implies -f)\n"
@@ -292,6 +297,14 @@ static int fs_parse_one(struct fs_options *o, int c, const char *arg)
 	case 'l':
 		rc = fs_add_listen(o, arg);
 		break;
+	case OPT_UDS:
+		if (!*arg)
+			return fs_bad("--uds: empty path");
+		free(o->uds);
+		o->uds = fs_absolute(arg);
+		if (!o->uds)
+			return fs_bad("--uds: %s: %s", arg, strerror(errno));
+		break;
 	case 'o':
 		rc = fs_add_fuse_opts(o, arg);
 		break;
@@ -473,6 +486,7 @@ void fs_options_free(struct fs_options *o)
 	free(o->socket);
 	free(o->mountpoint);
 	free(o->listen);
+	free(o->uds);
 	free(o->fuse_opts);
 	memset(o, 0, sizeof *o);
 }
