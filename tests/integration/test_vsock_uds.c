@@ -2,7 +2,7 @@
  * Hybrid vsock sockets (--uds PATH, vsock_uds.h) against the simulated
  * guest: a Firecracker-style client reaches a guest echo service and
  * bytes written right after its CONNECT line are not lost; half-close
- * both ways; a guest connection to a host port nobody listens on goes to
+ * both ways; flow control both ways; a guest connection to a host port nobody listens on goes to
  * PATH_PORT (a -l port wins; no socket there is RST); every malformed
  * CONNECT line, a client that never finishes its line and a CONNECT to a
  * guest port nobody listens on close the socket with one log line while
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -328,6 +329,99 @@ static void test_uds_bad_connect_lines_close_with_one_log_line(void **state)
 	assert_int_equal(vh_guest_stop(g), 0);
 }
 
+/* Wait until the status line of the channel starting with name shows
+ * at least min bytes held in its window ring ("to_host", "to_guest"). */
+static bool uds_window_held(const struct vh *h, const char *name,
+                            const char *ring, unsigned min)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	unsigned waited, held = 0;
+	char *st, *p, key[16];
+
+	snprintf(key, sizeof key, " %s ", ring);
+	for (waited = 0; waited < VH_TIMEOUT_MS; waited += 20) {
+		st = vh_status(h);
+		p = st ? strstr(st, name) : NULL;
+		p = p ? strstr(p, key) : NULL;
+		if (!p || sscanf(p + strlen(key), "%u/", &held) != 1)
+			held = 0;
+		free(st);
+		if (held >= min)
+			return true;
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "%s: %s holds %u bytes, not %u\n", name, ring, held,
+	        min);
+	return false;
+}
+
+/* Flow control both ways.  A guest that does not read: chanfs stops
+ * reading the socket once its window to the guest is full (the client's
+ * writes stop being taken, status shows the window held).  A client that
+ * does not read: chanfs stops taking from the channel, the guest is held
+ * back by credit, and then every byte arrives in order. */
+static void test_uds_flow_control_both_ways(void **state)
+{
+	struct vh *h = *state;
+	char path[160], needle[96];
+	const char *cargs[] = { "--uds", uds_path(h, path, sizeof path, ""),
+	                        NULL };
+	const char *gargs[] = { "-l", "1236:sink,delay=600000", "-l",
+	                        "1235:source=16M", NULL };
+	static uint8_t buf[1 << 16];
+	uint64_t written = 0, rd = 0, fnv = GUEST_FNV_INIT;
+	struct vh_guest *g;
+	const char *l;
+	unsigned hp;
+	ssize_t n;
+	int fd;
+
+	assert_int_equal(vh_start_chanfs(h, cargs), 0);
+	g = vh_start_guest(h, gargs);
+	assert_non_null(g);
+
+	/* socket → guest: write until nothing is taken for 500 ms */
+	fd = uc_connect_port(path, 1236, &hp);
+	assert_true(fd >= 0);
+	memset(buf, 'x', sizeof buf);
+	while (written < (64u << 20) && uc_poll(fd, POLLOUT, 500)) {
+		n = send(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n > 0)
+			written += (uint64_t)n;
+	}
+	/* the guest's 256 KiB and our 256 KiB window, plus socket buffers */
+	assert_true(written > (256u << 10));
+	assert_true(written < (2u << 20));
+	/* what chanfs holds: between half its window (where it reads again)
+	 * and all of it */
+	snprintf(needle, sizeof needle, "vsock 3:1236-2:%u open", hp);
+	assert_true(uds_window_held(h, needle, "to_guest", 128u << 10));
+	close(fd);
+
+	/* guest → socket: we read nothing until the guest stalls */
+	fd = uc_connect_port(path, 1235, &hp);
+	assert_true(fd >= 0);
+	snprintf(needle, sizeof needle, "stall lport=1235 rport=%u", hp);
+	assert_non_null(vh_guest_wait(g, needle, 1, VH_TIMEOUT_MS));
+	/* and chanfs keeps what the full socket cannot take in its window
+	 * (a relay that read on regardless would leave to_host empty) */
+	snprintf(needle, sizeof needle, "vsock 3:1235-2:%u open", hp);
+	assert_true(uds_window_held(h, needle, "to_host", 1));
+	while ((n = uc_read_full(fd, buf, sizeof buf)) > 0) {
+		fnv = guest_fnv1a(fnv, buf, (size_t)n);
+		rd += (uint64_t)n;
+	}
+	assert_int_equal(n, 0);
+	close(fd);
+	assert_int_equal(rd, 16u << 20);
+	snprintf(needle, sizeof needle,
+	         "conn lport=1235 rport=%u svc=source status=closed", hp);
+	l = vh_guest_wait(g, needle, 1, VH_TIMEOUT_MS);
+	assert_non_null(l);
+	assert_true(vh_kv_hex(l, "tx_fnv") == fnv);
+	assert_int_equal(vh_guest_stop(g), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +430,9 @@ int main(void)
 			vh_setup, vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_uds_host_half_close_reaches_guest,
+			vh_setup, vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_uds_flow_control_both_ways,
 			vh_setup, vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_uds_guest_connects_reach_path_port,
