@@ -6,7 +6,8 @@
  * PATH_PORT (a -l port wins; no socket there is RST); every malformed
  * CONNECT line, a client that never finishes its line and a CONNECT to a
  * guest port nobody listens on close the socket with one log line while
- * the daemon keeps serving.
+ * the daemon keeps serving; a --uds path someone listens on or that is
+ * not a socket is refused, a stale one replaced.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -422,6 +424,56 @@ static void test_uds_flow_control_both_ways(void **state)
 	assert_int_equal(vh_guest_stop(g), 0);
 }
 
+/* The --uds path: a socket someone listens on and a file that is not a
+ * socket are refused (exit 2, one line naming the path); a stale socket
+ * is replaced and served. */
+static void test_uds_path_live_or_not_socket_refused_stale_replaced(
+	void **state)
+{
+	struct vh *h = *state;
+	char path[160], other[160], out[4096];
+	const char *cargs[] = { "--uds", uds_path(h, path, sizeof path, ""),
+	                        NULL };
+	static const char run[] =
+		"\"$CHANFS_EXE\" -f -s \"$DIR/other.sock\" --uds \"$1\" "
+		"\"$MNT\" 2>\"$DIR/err\"; echo \"rc=$?\"; cat \"$DIR/err\"";
+	char script[512];
+	struct stat st;
+	unsigned hp;
+	int lfd, fd;
+	FILE *f;
+
+	/* someone listens there */
+	lfd = uc_listen(path);
+	assert_true(lfd >= 0);
+	snprintf(script, sizeof script, "set -- '%s'; %s", path, run);
+	assert_int_equal(vh_sh(h, script, out, sizeof out), 0);
+	if (!strstr(out, "rc=2") || !strstr(out, "is listening there"))
+		fail_msg("live socket: %s", out);
+	close(lfd);
+	/* not a socket */
+	uds_path(h, other, sizeof other, ".file");
+	f = fopen(other, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(script, sizeof script, "set -- '%s'; %s", other, run);
+	assert_int_equal(vh_sh(h, script, out, sizeof out), 0);
+	if (!strstr(out, "rc=2") || !strstr(out, "not a socket"))
+		fail_msg("regular file: %s", out);
+
+	/* the socket file lfd left behind is stale: replaced, mode 0600 */
+	assert_int_equal(vh_start_chanfs(h, cargs), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_true(uc_log_wait(h, 0, "replacing a stale socket", 1) == 1);
+	/* no VMM yet: CONNECT is closed (ENOTCONN), served all the same */
+	fd = uc_connect_port(path, 1234, &hp);
+	assert_int_equal(fd, -ECONNRESET);
+	assert_true(uc_log_wait(h, 0, "CONNECT 1234: Transport endpoint is "
+	                        "not connected", 1) == 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +491,9 @@ int main(void)
 			vh_setup, vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_uds_bad_connect_lines_close_with_one_log_line,
+			vh_setup, vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_uds_path_live_or_not_socket_refused_stale_replaced,
 			vh_setup, vh_teardown),
 	};
 
