@@ -200,9 +200,9 @@ static bool uds_read_line(struct uds_conn *s)
 			         "closing", s->u->path, s->name,
 			         strerror(errno));
 		else
-			log_info("uds: %s: %s: the client ended before its CONNECT "
-			         "line (%zu bytes); closing", s->u->path,
-			         s->name, s->llen);
+			log_info("uds: %s: %s: the client ended before its "
+			         "CONNECT line (%zu bytes); closing",
+			         s->u->path, s->name, s->llen);
 		uds_conn_free(s);
 		return false;
 	}

@@ -2,8 +2,9 @@
  * Hybrid vsock sockets (--uds PATH, vsock_uds.h) against the simulated
  * guest: a Firecracker-style client reaches a guest echo service and
  * bytes written right after its CONNECT line are not lost; half-close
- * both ways; flow control both ways; a guest connection to a host port nobody listens on goes to
- * PATH_PORT (a -l port wins; no socket there is RST); every malformed
+ * both ways; flow control both ways; a guest connection to a host port
+ * nobody listens on goes to PATH_PORT (a -l port wins; no socket there
+ * is RST); every malformed
  * CONNECT line, a client that never finishes its line and a CONNECT to a
  * guest port nobody listens on close the socket with one log line while
  * the daemon keeps serving; a --uds path someone listens on or that is
