@@ -35,7 +35,7 @@
 #define UDS_ACCEPTS_PER_TURN 64
 /* Bytes moved per read from the socket (also bounded by the window). */
 #define UDS_CHUNK (64u * 1024)
-/* "4294967295" */
+/* "4294967295": the longest port in a PATH_PORT name */
 #define UDS_PORT_DIGITS 10
 
 enum uds_state {
@@ -132,10 +132,8 @@ static void uds_line_printable(const struct uds_conn *s, char *out,
 	out[n] = '\0';
 }
 
-/* Parse "CONNECT <port>\n" (the whole of line[0..len)): 0 with *port, or
- * -EINVAL with why. */
-static int uds_parse_line(const char *line, size_t len, uint32_t *port,
-                          const char **why)
+int vsock_uds_parse_connect(const char *line, size_t len, uint32_t *port,
+                            const char **why)
 {
 	static const char verb[] = "CONNECT ";
 	uint64_t val = 0;
@@ -145,20 +143,17 @@ static int uds_parse_line(const char *line, size_t len, uint32_t *port,
 		*why = "not a CONNECT line";
 		return -EINVAL;
 	}
-	for (; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
-		if (++digits > UDS_PORT_DIGITS) {
-			*why = "port out of range";
-			return -EINVAL;
-		}
-		val = val * 10 + (uint64_t)(line[i] - '0');
-	}
+	/* Past 2^32 val stops growing: no overflow however many digits. */
+	for (; i < len && line[i] >= '0' && line[i] <= '9'; i++, digits++)
+		if (val <= UINT32_MAX)
+			val = val * 10 + (uint64_t)(line[i] - '0');
 	if (!digits) {
 		*why = "port is not a number";
 		return -EINVAL;
 	}
-	if (i != len - 1) {
-		*why = line[i] == ' ' ? "extra words after the port"
-		                      : "port is not a number";
+	if (i != len - 1 || line[i] != '\n') {
+		*why = i < len && line[i] == ' ' ? "extra words after the port"
+		                                 : "port is not a number";
 		return -EINVAL;
 	}
 	if (val > UINT32_MAX) {
@@ -221,7 +216,7 @@ static bool uds_read_line(struct uds_conn *s)
 		uds_reject(s, "no newline within 32 bytes");
 		return false;
 	}
-	if (uds_parse_line(s->line, s->llen, &port, &why) < 0) {
+	if (vsock_uds_parse_connect(s->line, s->llen, &port, &why) < 0) {
 		uds_reject(s, why);
 		return false;
 	}

@@ -6,9 +6,9 @@
  * Host → guest.  chanfs listens on PATH.  A client connects and sends one
  * line, then the stream:
  *     CONNECT <port>\n
- * <port> is 1 to 10 decimal digits, value 0..4294967295 (leading zeros
- * allowed; no sign, no spaces around it, no other words, no "\r"); the
- * whole line, "\n" included, is at most VSOCK_UDS_LINE_MAX (32) bytes.
+ * <port> is decimal digits, value 0..4294967295 (leading zeros allowed;
+ * no sign, no spaces around it, no other words, no "\r"); the whole line,
+ * "\n" included, is at most VSOCK_UDS_LINE_MAX (32) bytes.
  * chanfs connects to the guest's port (vsock_connect) and, once the guest
  * accepts, answers
  *     OK <host-port>\n
@@ -52,6 +52,9 @@
 #ifndef CHANFS_VSOCK_UDS_H
 #define CHANFS_VSOCK_UDS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct loop;
 struct vsock;
 
@@ -72,6 +75,12 @@ struct vsock_uds;
  * the bind/listen error. */
 struct vsock_uds *vsock_uds_new(struct loop *l, struct vsock *v,
                                 const char *path, unsigned line_timeout_ms);
+/* Parse one whole CONNECT line (line[0..len), its "\n" last): 0 with
+ * *port, or -EINVAL with *why naming what is wrong ("not a CONNECT
+ * line", "port is not a number", "port out of range", "extra words after
+ * the port").  The 32-byte bound is the reader's. */
+int vsock_uds_parse_connect(const char *line, size_t len, uint32_t *port,
+                            const char **why);
 /* Close every socket (their vsock connections are shut down in order),
  * stop listening, remove the socket file, unregister the fallback.
  * u may be NULL. */
