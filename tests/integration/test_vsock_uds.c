@@ -177,36 +177,73 @@ static void *echo_server(void *arg)
 	return NULL;
 }
 
+struct opener {
+	char path[256];
+	ssize_t len;
+	int err;
+};
+
+/* Open (a blocking accept) and read to EOF. */
+static void *opener_read(void *arg)
+{
+	struct opener *o = arg;
+	char buf[4096];
+	int fd = open(o->path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		o->err = errno;
+		return NULL;
+	}
+	o->len = uc_read_full(fd, buf, sizeof buf);
+	if (o->len < 0)
+		o->err = (int)-o->len;
+	close(fd);
+	return NULL;
+}
+
 /* Guest → host port 6000 with nobody listening in the vsock sense:
  * PATH_6000 gets it.  The guest's SHUTDOWN(SEND) is EOF on the socket
- * and the echo written after it still reaches the guest.  A -l port wins
- * over its socket; a port without one is RST. */
+ * and the echo written after it still reaches the guest.  A -l port and
+ * a waiting vsock/listen opener win over their sockets; a port without
+ * one is RST. */
 static void test_uds_guest_connects_reach_path_port(void **state)
 {
 	struct vh *h = *state;
-	char path[160], p6000[160], p7000[160];
+	char path[160], p6000[160], p7000[160], p7001[160];
 	const char *cargs[] = { "--uds", uds_path(h, path, sizeof path, ""),
 	                        "-l", "7000", NULL };
 	const char *gargs[] = { "-l", "99:echo", "-c",
 	                        "6000:echo-check=300000", "-c",
-	                        "7000:send=1000", "-c", "6001:send=10", NULL };
+	                        "7000:send=1000", "-c", "7001:send=500", "-c",
+	                        "6001:send=10", NULL };
 	struct echo_server e = { 0 };
+	struct opener o = { 0 };
 	struct vh_guest *g;
 	const char *l;
-	pthread_t th;
+	pthread_t th, tho;
 	char buf[2048];
-	int lfd7, fd;
+	int lfd7, lfd71, fd;
 	size_t off;
 
 	uds_path(h, p6000, sizeof p6000, "_6000");
 	uds_path(h, p7000, sizeof p7000, "_7000");
+	uds_path(h, p7001, sizeof p7001, "_7001");
 	e.lfd = uc_listen(p6000);
 	assert_true(e.lfd >= 0);
 	lfd7 = uc_listen(p7000);
 	assert_true(lfd7 >= 0);
+	lfd71 = uc_listen(p7001);
+	assert_true(lfd71 >= 0);
 	assert_int_equal(vh_start_chanfs(h, cargs), 0);
 	off = vh_log_size(h);
 	assert_int_equal(pthread_create(&th, NULL, echo_server, &e), 0);
+	/* an opener waits on vsock/listen/7001 before the guest comes */
+	snprintf(o.path, sizeof o.path, "%s", vh_path(h, "vsock/listen/7001"));
+	assert_int_equal(pthread_create(&tho, NULL, opener_read, &o), 0);
+	assert_int_equal(vh_sh(h, "i=0; until ls \"$MNT/vsock/listen\" | "
+	                       "grep -qx 7001; do i=$((i+1)); "
+	                       "[ $i -lt 6000 ] || exit 1; sleep 0.02; done",
+	                       NULL, 0), 0);
 	g = vh_start_guest(h, gargs);
 	assert_non_null(g);
 
@@ -220,12 +257,25 @@ static void test_uds_guest_connects_reach_path_port(void **state)
 	assert_int_equal(e.rx, 300000);
 	assert_int_equal(e.tx, 300000);
 
-	/* -l 7000 wins: the file gets it, the socket nothing */
-	fd = open(vh_path(h, "vsock/listen/7000"), O_RDONLY | O_CLOEXEC);
+	/* -l 7000 wins: the socket gets nothing, the file the connection
+	 * (chanfs connects to PATH_P before it answers the guest, so once
+	 * the guest is connected a wrong choice would show) */
+	assert_non_null(vh_guest_wait(g, "open rport=7000 svc=send", 1,
+	                              VH_TIMEOUT_MS));
+	assert_int_equal(uc_poll(lfd7, POLLIN, 0), 0);
+	fd = open(vh_path(h, "vsock/listen/7000"),
+	          O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_SETFL, 0), 0);
 	assert_int_equal(uc_read_full(fd, buf, sizeof buf), 1000);
 	close(fd);
-	assert_int_equal(uc_poll(lfd7, POLLIN, 0), 0);
+	/* so does the waiting opener */
+	assert_non_null(vh_guest_wait(g, "open rport=7001 svc=send", 1,
+	                              VH_TIMEOUT_MS));
+	assert_int_equal(uc_poll(lfd71, POLLIN, 0), 0);
+	assert_int_equal(pthread_join(tho, NULL), 0);
+	assert_int_equal(o.err, 0);
+	assert_int_equal(o.len, 500);
 
 	/* nothing at PATH_6001: RST, one log line */
 	l = vh_guest_wait(g, "conn rport=6001 svc=send", 1, VH_TIMEOUT_MS);
@@ -234,6 +284,7 @@ static void test_uds_guest_connects_reach_path_port(void **state)
 	assert_int_equal(uc_log_wait(h, off, "hv.sock_6001:", 1), 1);
 	assert_int_equal(vh_guest_stop(g), 0);
 	close(lfd7);
+	close(lfd71);
 	close(e.lfd);
 }
 
