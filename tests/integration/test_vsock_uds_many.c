@@ -1,11 +1,12 @@
 /*
  * 2000 clients connect to the --uds socket at once while chanfs has only
  * 256 fds: accepting pauses (one log line for the episode) without a busy
- * loop, the clients wait in the backlog, every one of them is answered OK
- * in turn as others close, and a client that comes afterwards still
- * echoes.
+ * loop, the files keep working meanwhile, the clients wait in the
+ * backlog, every one of them is answered OK in turn as others close, and
+ * a client that comes afterwards still echoes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +31,7 @@
 static void test_uds_2000_sockets_at_once(void **state)
 {
 	struct vh *h = *state;
-	char path[160];
+	char path[160], buf[8];
 	const char *cargs[] = { "--uds", path, "--buf-size", "16K", NULL };
 	const char *gargs[] = { "-l", "1234:echo", NULL };
 	static struct pollfd p[NSOCK];
@@ -70,6 +71,16 @@ static void test_uds_2000_sockets_at_once(void **state)
 		assert_int_equal(write(p[i].fd, "CONNECT 1234\n", 13), 13);
 		p[i].events = POLLIN;
 	}
+	/* out of fds, chanfs still serves the files */
+	assert_int_equal(uc_log_wait(h, off, "accept: Too many open files", 1),
+	                 1);
+	fd = open(vh_path(h, "vsock/1234"), O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(vh_write_all(fd, "file", 4), 4);
+	assert_int_equal(uc_read_full(fd, buf, 4), 4);
+	assert_memory_equal(buf, "file", 4);
+	close(fd);
+
 	/* every one is answered; we close each once it is, which gives
 	 * chanfs the fds for the next ones */
 	while (left) {
