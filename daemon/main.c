@@ -16,6 +16,7 @@
 #include "chanfs/loop.h"
 #include "chanfs/services.h"
 #include "chanfs/vsock.h"
+#include "chanfs/vsock_uds.h"
 #include "chanfs/vu.h"
 #include "options.h"
 
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
 	struct loop *l;
 	struct services *svc = NULL;
 	struct vsock *v;
+	struct vsock_uds *uds = NULL;
 	struct vu *vu;
 	struct fs *fs;
 	unsigned i;
@@ -75,6 +77,9 @@ int main(int argc, char **argv)
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
 		exit(2);	/* vu_new logged why: a socket-path error */
+	if (o.uds && !(uds = vsock_uds_new(l, v, o.uds,
+	                                   o.vsock.connect_timeout_ms)))
+		exit(2);	/* logged why */
 	if (vu_set_mountpoint(vu, o.mountpoint) < 0)
 		fatal("out of memory");
 	fc.mountpoint = o.mountpoint;
@@ -86,6 +91,7 @@ int main(int argc, char **argv)
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
 		services_free(svc);
+		vsock_uds_free(uds);
 		vu_free(vu);
 		vsock_free(v);
 		loop_free(l);
@@ -103,6 +109,7 @@ int main(int argc, char **argv)
 	/* The host side lets go first, then the device resets what is left. */
 	fs_free(fs);
 	services_free(svc);
+	vsock_uds_free(uds);
 	vu_free(vu);
 	vsock_free(v);
 	loop_free(l);

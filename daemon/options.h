@@ -21,6 +21,7 @@ struct daemon_options {
 	uint32_t service_port;    /* --service-port (0: no named services) */
 	uint32_t *listen;         /* -l ports, nlisten of them */
 	unsigned nlisten;
+	char *uds;                /* --uds: hybrid socket path, or NULL */
 	char *fuse_opts;          /* every -o joined with ',', or NULL */
 	bool foreground;          /* -f (also implied by -d) */
 	bool debug;               /* -d: protocol traces */
