@@ -24,8 +24,11 @@ qemu-ga -m virtio-serial -p "$qga_dev" -t /tmp/qga -f /tmp/qga.pid \
 qga_pid=$!
 (
 	exec 3<>"$echo_dev"
+	eof=0
 	while :; do
 		cat <&3 >&3
+		[ $eof = 1 ] || say "serial: the echo's cat ended (EOF: the host side is not connected)"
+		eof=1
 		sleep 0.2
 	done
 ) &
