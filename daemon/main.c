@@ -62,10 +62,12 @@ int main(int argc, char **argv)
 		fatal("cannot register the vsock directories");
 	for (i = 0; i < o.nlisten; i++)
 		vsock_listen(v, o.listen[i]);
-	/* The serial ports share the vsock windows' size (--buf-size). */
+	/* The serial ports share the vsock windows' size (--buf-size); the
+	 * `serial` directory is there when there are ports to list. */
 	serial = serial_new(l, &chans, o.vsock.buf_size);
 	ports = calloc(o.nserial ? o.nserial : 1, sizeof *ports);
-	if (!serial || !ports || serial_register(serial, &dirs) < 0)
+	if (!serial || !ports ||
+	    (o.nserial && serial_register(serial, &dirs) < 0))
 		fatal("cannot create the serial ports");
 	for (i = 0; i < o.nserial; i++)
 		if (!(ports[i] = serial_sock_new(l, serial, &o.serial[i])))
