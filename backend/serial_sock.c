@@ -55,6 +55,7 @@ struct serial_sock {
 	int last_err;            /* why the last connect failed (0: none) */
 	bool fail_logged;        /* since the last state change */
 	bool early_close;        /* the loop reports hang-ups (EV_CLOSED) */
+	unsigned refused;        /* second peers turned away from this one */
 	uint8_t *in;             /* bytes from the peer not yet in to_host: */
 	size_t in_off, in_len, in_cap;  /* in[in_off..in_len) */
 	struct loop_task task;   /* push, write, re-arm */
@@ -330,6 +331,7 @@ static void serial_sock_up(struct serial_sock *t, int fd)
 		t->ev = NULL;
 	}
 	t->peer_pid = usock_peer_pid(fd, NULL);
+	t->refused = 0;
 	t->fail_logged = false;
 	t->last_err = 0;
 	t->backoff_ms = SERIAL_SOCK_BACKOFF_MIN;
@@ -417,10 +419,14 @@ static void serial_sock_accept(evutil_socket_t fd, short what, void *arg)
 	}
 	if (t->state == SERIAL_SOCK_UP) {
 		if (!usock_peer_gone(t->fd)) {
+			/* One line per peer connected, not per attempt: a
+			 * QEMU retrying every 200 ms must not fill the log
+			 * (status counts them). */
 			pid = usock_peer_pid(c, NULL);
-			log_warnx("%s: %s: refused a second peer (pid %d): pid "
-			          "%d is connected", t->who, t->path, (int)pid,
-			          (int)t->peer_pid);
+			if (t->refused++ == 0)
+				log_warnx("%s: %s: refused a second peer (pid "
+				          "%d): pid %d is connected", t->who,
+				          t->path, (int)pid, (int)t->peer_pid);
 			close(c);
 			return;
 		}
@@ -475,6 +481,9 @@ static void serial_sock_status(void *ctx, FILE *out)
 		        t->path, strerror(t->last_err));
 	else
 		fprintf(out, " socket disconnected (connecting to %s)", t->path);
+	if (t->state == SERIAL_SOCK_UP && t->refused)
+		fprintf(out, ", %u other peer%s refused", t->refused,
+		        t->refused == 1 ? "" : "s");
 	if (serial_sock_held(t))
 		fprintf(out, ", %zu bytes held", serial_sock_held(t));
 }

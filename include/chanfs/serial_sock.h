@@ -10,8 +10,9 @@
  * stale socket there is replaced, a live one refused, as for the
  * vhost-user socket) and QEMU connects (`server=off,reconnect-ms=…`).  One
  * peer at a time: a second connection while the first is up is accepted
- * and closed at once with a log line (a peer that has hung up is dropped
- * first, so a restarted QEMU is never refused).
+ * and closed at once, with a log line for the first one turned away while
+ * that peer is connected (status counts them all); a peer that has hung
+ * up is dropped first, so a restarted QEMU is never refused.
  *
  * The relay, both ways, with flow control: bytes from the peer go into
  * the port's to_host as far as it has room; what a read brought that

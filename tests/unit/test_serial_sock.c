@@ -430,8 +430,20 @@ static void test_listen_mode_serves_one_peer_and_refuses_a_second(void **state)
 			run_for(&f, 5);
 		}
 	}
+	/* A peer that keeps trying: turned away each time, logged once. */
+	for (int i = 0; i < 3; i++) {
+		int again = client_connect(f.path);
+		double end = now_s() + 10;
+
+		while (read(again, buf, sizeof buf) != 0) {
+			assert_true(now_s() < end);
+			run_for(&f, 5);
+		}
+		close(again);
+	}
 	assert_int_equal(logcap_end(&cap, log, sizeof log), 1);
 	assert_non_null(strstr(log, "refused a second peer"));
+	assert_true(status_has(&f, ", 4 other peers refused"));
 	/* The first peer is still the port's. */
 	assert_int_equal(write(p1, "x", 1), 1);
 	RUN_UNTIL(&f, !ring_empty(&f.c->to_host));
