@@ -46,7 +46,9 @@
  *                       until chandir_ready names it (signal → EINTR);
  *                       while it waits it is counted by the directory's
  *                       wait op (vsock: the port listens)
- *   open, SHARED        the directory's open error, else at once
+ *   open, SHARED        the directory's open error, else at once (a
+ *                       channel still CONNECTING is waited for, as for
+ *                       CONNECT)
  *   open status         for writing → EACCES
  *   open a directory    EISDIR; a name the directory's lookup refuses →
  *                       ENOENT
@@ -76,8 +78,10 @@
  *                       close_timeout_ms → ETIMEDOUT; discarded → the reset's
  *                       error or EPIPE; O_NONBLOCK (as of the last open,
  *                       read or write) with data on its way → EAGAIN at
- *                       once; signal → EINTR.  CHANDIR_NO_LINGER → 0 at
- *                       once (the data stays queued in the channel)
+ *                       once; signal → EINTR.  A SHARED name's close
+ *                       waits for everything any of its opens wrote
+ *                       before it.  CHANDIR_NO_LINGER → 0 at once (the
+ *                       data stays queued in the channel)
  *   last close          the channel goes back to its directory (release
  *                       op; default chan_close: the connection is shut
  *                       down in order, what is still queued reaches the
