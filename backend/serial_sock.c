@@ -406,13 +406,10 @@ static void serial_sock_accept(evutil_socket_t fd, short what, void *arg)
 	int c;
 
 	(void)what;
-	c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	c = usock_accept(fd, t->who, t->path);
+	if (c == -EAGAIN)
+		return;
 	if (c < 0) {
-		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-			return;
-		/* Out of fds, say: do not spin on a listener that stays
-		 * ready. */
-		log_warn("%s: %s: accept", t->who, t->path);
 		event_del(t->listen_ev);
 		serial_sock_retry_in(t, SERIAL_SOCK_ACCEPT_RETRY);
 		return;

@@ -91,6 +91,19 @@ int usock_listen(const char *path, const char *who)
 	return fd;
 }
 
+int usock_accept(int lfd, const char *who, const char *path)
+{
+	int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (c >= 0)
+		return c;
+	if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+		return -EAGAIN;
+	c = -errno;
+	log_warn("%s: %s: accept", who, path);
+	return c;
+}
+
 int usock_connect(const char *path, bool *done)
 {
 	struct sockaddr_un sa;

@@ -283,11 +283,10 @@ static void vu_accept(evutil_socket_t fd, short what, void *arg)
 	int c;
 
 	(void)what;
-	c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	c = usock_accept(fd, "vu", vu->path);
+	if (c == -EAGAIN)
+		return;
 	if (c < 0) {
-		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-			return;
-		log_warn("vu: %s: accept", vu->path);
 		event_del(vu->listen_ev);
 		event_add(vu->retry_ev, &tv);
 		return;

@@ -17,6 +17,13 @@
  * (someone listens there) or the errno of the failing call. */
 int usock_listen(const char *path, const char *who);
 
+/* Accept the next connection on the listening fd lfd (non-blocking,
+ * close-on-exec).  Returns its fd; -EAGAIN when there is nothing to do now
+ * (none waiting, EINTR, ECONNABORTED); any other -errno after one log line
+ * "who: path: accept: ...", after which the caller stops watching lfd for
+ * a while (out of fds, say: a listener that stays ready would spin). */
+int usock_accept(int lfd, const char *who, const char *path);
+
 /* Start a non-blocking connect to path.  Returns the fd with *done true
  * (connected) or false (in progress: wait for writability, then
  * usock_connect_result), or -errno (ENOENT, ECONNREFUSED, EAGAIN for a

@@ -195,6 +195,36 @@ static void host_read(struct fx *f, uint8_t *buf, size_t n, size_t step)
 	}
 }
 
+/* A connect-mode port connected to a test server (*srv) standing in for
+ * QEMU; returns the server's end of the connection. */
+static int fx_connected(struct fx *f, int *srv)
+{
+	fx_init(f, false);
+	*srv = usock_listen(f->path, "test");
+	assert_true(*srv >= 0);
+	RUN_UNTIL(f, serial_sock_connected(f->t));
+	return accept_peer(f, *srv);
+}
+
+/* And its end: the test's sockets, then the fixture. */
+static void fx_connected_done(struct fx *f, int peer, int srv)
+{
+	close(peer);
+	close(srv);
+	fx_done(f);
+}
+
+/* n bytes of the pattern (malloc'd). */
+static uint8_t *pattern(size_t n)
+{
+	uint8_t *p = malloc(n);
+
+	assert_non_null(p);
+	for (size_t i = 0; i < n; i++)
+		p[i] = pat(i);
+	return p;
+}
+
 static void test_connect_mode_retries_quietly_until_qemu_listens(void **state)
 {
 	struct logcap cap;
@@ -220,9 +250,7 @@ static void test_connect_mode_retries_quietly_until_qemu_listens(void **state)
 	assert_int_equal(logcap_end(&cap, log, sizeof log), 1);
 	assert_non_null(strstr(log, "serial port0: connected to"));
 	assert_true(status_has(&f, " socket connected to "));
-	close(peer);
-	close(srv);
-	fx_done(&f);
+	fx_connected_done(&f, peer, srv);
 }
 
 static void test_any_bytes_cross_both_ways_unchanged(void **state)
@@ -234,10 +262,7 @@ static void test_any_bytes_cross_both_ways_unchanged(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof out; i++)
 		out[i] = (uint8_t)(255 - i % 256);	/* 0xff, NUL, all */
-	fx_init(&f, false);
-	srv = usock_listen(f.path, "test");
-	RUN_UNTIL(&f, serial_sock_connected(f.t));
-	peer = accept_peer(&f, srv);
+	peer = fx_connected(&f, &srv);
 	/* The peer's garbage is the host's data. */
 	assert_int_equal(write(peer, out, sizeof out), (ssize_t)sizeof out);
 	host_read(&f, in, sizeof in, sizeof in);
@@ -246,26 +271,19 @@ static void test_any_bytes_cross_both_ways_unchanged(void **state)
 	assert_int_equal(chan_write(f.c, out, 4000), 4000);
 	peer_read(&f, peer, in, 4000);
 	assert_memory_equal(in, out, 4000);
-	close(peer);
-	close(srv);
-	fx_done(&f);
+	fx_connected_done(&f, peer, srv);
 }
 
 static void test_a_full_port_stops_reading_and_loses_nothing(void **state)
 {
 	enum { N = 300000 };
-	uint8_t *out = malloc(N), *in = malloc(N);
+	uint8_t *out = pattern(N), *in = malloc(N);
 	size_t sent = 0;
 	struct fx f;
 	int srv, peer;
 
 	(void)state;
-	for (size_t i = 0; i < N; i++)
-		out[i] = pat(i);
-	fx_init(&f, false);
-	srv = usock_listen(f.path, "test");
-	RUN_UNTIL(&f, serial_sock_connected(f.t));
-	peer = accept_peer(&f, srv);
+	peer = fx_connected(&f, &srv);
 	/* Far more than the 4 KiB window: the peer's writes stall in its
 	 * socket until the host reads, and nothing is held beyond the
 	 * window on the way. */
@@ -297,17 +315,15 @@ static void test_a_full_port_stops_reading_and_loses_nothing(void **state)
 		assert_true(stalled);
 	}
 	assert_memory_equal(in, out, N);
-	close(peer);
-	close(srv);
 	free(out);
 	free(in);
-	fx_done(&f);
+	fx_connected_done(&f, peer, srv);
 }
 
 static void test_a_peer_that_vanishes_mid_transfer_loses_nothing(void **state)
 {
 	enum { N = 100000 };
-	uint8_t *out = malloc(N), *in = malloc(N);
+	uint8_t *out = pattern(N), *in = malloc(N);
 	uint8_t queued[3000], got[3000];
 	struct logcap cap;
 	char log[4096];
@@ -315,13 +331,8 @@ static void test_a_peer_that_vanishes_mid_transfer_loses_nothing(void **state)
 	int srv, peer;
 
 	(void)state;
-	for (size_t i = 0; i < N; i++)
-		out[i] = pat(i);
 	memset(queued, 'q', sizeof queued);
-	fx_init(&f, false);
-	srv = usock_listen(f.path, "test");
-	RUN_UNTIL(&f, serial_sock_connected(f.t));
-	peer = accept_peer(&f, srv);
+	peer = fx_connected(&f, &srv);
 	/* The socket takes it all; the port takes 4 KiB; the peer goes. */
 	assert_int_equal(write(peer, out, N), N);
 	RUN_UNTIL(&f, ring_full(&f.c->to_host));
@@ -345,28 +356,21 @@ static void test_a_peer_that_vanishes_mid_transfer_loses_nothing(void **state)
 	RUN_UNTIL(&f, serial_sock_connected(f.t));
 	peer_read(&f, peer, got, sizeof got);
 	assert_memory_equal(got, queued, sizeof got);
-	close(peer);
-	close(srv);
 	free(out);
 	free(in);
-	fx_done(&f);
+	fx_connected_done(&f, peer, srv);
 }
 
 static void test_what_the_socket_did_not_take_goes_to_the_next_peer(void **state)
 {
 	enum { N = 1 << 20 };
-	uint8_t *out = malloc(N), *in = malloc(N);
+	uint8_t *out = pattern(N), *in = malloc(N);
 	size_t written = 0, first, rest;
 	struct fx f;
 	int srv, peer;
 
 	(void)state;
-	for (size_t i = 0; i < N; i++)
-		out[i] = pat(i);
-	fx_init(&f, false);
-	srv = usock_listen(f.path, "test");
-	RUN_UNTIL(&f, serial_sock_connected(f.t));
-	peer = accept_peer(&f, srv);
+	peer = fx_connected(&f, &srv);
 	/* The peer reads nothing: its socket fills, then the ring. */
 	while (written < N) {
 		ssize_t w = chan_write(f.c, out + written, N - written);
@@ -394,11 +398,9 @@ static void test_what_the_socket_did_not_take_goes_to_the_next_peer(void **state
 	rest = written - first;
 	peer_read(&f, peer, in, rest);
 	assert_memory_equal(in, out + first, rest);
-	close(peer);
-	close(srv);
 	free(out);
 	free(in);
-	fx_done(&f);
+	fx_connected_done(&f, peer, srv);
 }
 
 static void test_listen_mode_serves_one_peer_and_refuses_a_second(void **state)
