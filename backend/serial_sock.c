@@ -533,7 +533,7 @@ struct serial_sock *serial_sock_new(struct loop *l, struct serial *s,
 		serial_sock_try_connect(t);
 		return t;
 	}
-	if ((fd = usock_listen(t->path, t->who)) < 0) {
+	if ((fd = usock_listen(t->path, 4, t->who)) < 0) {
 		serial_sock_free(t);
 		errno = -fd;
 		return NULL;

@@ -1,3 +1,6 @@
+/*
+ * usock — UNIX stream sockets at a path (usock.h).
+ */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -9,20 +12,10 @@
 #include "chanfs/log.h"
 #include "chanfs/usock.h"
 
-static int usock_addr(const char *path, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof *sa);
-	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sa->sun_path)
-		return -ENAMETOOLONG;
-	strcpy(sa->sun_path, path);
-	return 0;
-}
-
-/* Whether someone listens on the socket at sa: a live server must keep
- * its socket, a dead one's file may go.  Returns 0 when nobody answers,
- * -EADDRINUSE (logged) when someone does, -errno (logged) when we cannot
- * tell. */
+/* Whether someone listens on the socket at sa: a live chanfs (or any
+ * server) must keep its socket, a dead one's file may go.  Returns 0 when
+ * nobody answers, -EADDRINUSE (logged) when someone does, -errno (logged)
+ * when we cannot tell. */
 static int usock_probe(const struct sockaddr_un *sa, const char *who)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -38,30 +31,32 @@ static int usock_probe(const struct sockaddr_un *sa, const char *who)
 	close(fd);
 	if (r == 0 || err == EAGAIN || err == EINPROGRESS) {
 		log_warnx("%s: %s: another chanfs (or another program) is "
-		          "listening there: refusing to take its socket", who,
-		          sa->sun_path);
+		          "listening there: refusing to take its socket",
+		          who, sa->sun_path);
 		return -EADDRINUSE;
 	}
 	if (err == ECONNREFUSED)
 		return 0;
-	log_warnx("%s: %s: cannot tell whether the socket is in use: %s", who,
-	          sa->sun_path, strerror(err));
+	log_warnx("%s: %s: cannot tell whether the socket is in use: %s",
+	          who, sa->sun_path, strerror(err));
 	return -err;
 }
 
-int usock_listen(const char *path, const char *who)
+int usock_listen(const char *path, int backlog, const char *who)
 {
-	struct sockaddr_un sa;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	int fd;
 
-	if (usock_addr(path, &sa) < 0) {
+	if (strlen(path) >= sizeof sa.sun_path) {
 		log_warnx("%s: %s: socket path too long", who, path);
 		return -ENAMETOOLONG;
 	}
+	strcpy(sa.sun_path, path);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			log_warnx("%s: %s: exists and is not a socket", who, path);
+			log_warnx("%s: %s: exists and is not a socket", who,
+			          path);
 			return -EEXIST;
 		}
 		if ((fd = usock_probe(&sa, who)) < 0)
@@ -81,7 +76,7 @@ int usock_listen(const char *path, const char *who)
 	/* chmod before listen: until listen() nobody can connect, so there
 	 * is no window in which the socket is open to others. */
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
+	    chmod(path, 0600) < 0 || listen(fd, backlog) < 0) {
 		int err = errno;
 
 		log_warn("%s: %s: cannot listen", who, path);
@@ -106,11 +101,12 @@ int usock_accept(int lfd, const char *who, const char *path)
 
 int usock_connect(const char *path, bool *done)
 {
-	struct sockaddr_un sa;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, err;
 
-	if ((err = usock_addr(path, &sa)) < 0)
-		return err;
+	if (strlen(path) >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -387,7 +387,7 @@ struct vu *vu_new(struct loop *l, const char *path,
 		free(vu);
 		return NULL;
 	}
-	if ((fd = usock_listen(path, "vu")) < 0) {
+	if ((fd = usock_listen(path, 4, "vu")) < 0) {
 		free(vu->path);
 		free(vu);
 		errno = -fd;

@@ -16,6 +16,7 @@
 #include "chanfs/serial.h"
 #include "chanfs/serial_sock.h"
 #include "chanfs/vsock.h"
+#include "chanfs/vsock_uds.h"
 #include "chanfs/vu.h"
 #include "options.h"
 
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
 	struct vsock *v;
 	struct serial *serial;
 	struct serial_sock **ports;
+	struct vsock_uds *uds = NULL;
 	struct vu *vu;
 	struct fs *fs;
 	unsigned i;
@@ -75,6 +77,9 @@ int main(int argc, char **argv)
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
 		exit(2);	/* vu_new logged why: a socket-path error */
+	if (o.uds && !(uds = vsock_uds_new(l, v, o.uds,
+	                                   o.vsock.connect_timeout_ms)))
+		exit(2);	/* logged why */
 	if (vu_set_mountpoint(vu, o.mountpoint) < 0)
 		fatal("out of memory");
 	fc.mountpoint = o.mountpoint;
@@ -89,6 +94,7 @@ int main(int argc, char **argv)
 			serial_sock_free(ports[i]);
 		serial_free(serial);
 		free(ports);
+		vsock_uds_free(uds);
 		vu_free(vu);
 		vsock_free(v);
 		loop_free(l);
@@ -109,6 +115,7 @@ int main(int argc, char **argv)
 		serial_sock_free(ports[i]);
 	serial_free(serial);
 	free(ports);
+	vsock_uds_free(uds);
 	vu_free(vu);
 	vsock_free(v);
 	loop_free(l);

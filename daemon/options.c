@@ -47,6 +47,7 @@ enum {
 	OPT_ACCEPT_TIMEOUT,
 	OPT_LISTEN_LINGER,
 	OPT_SERIAL,
+	OPT_UDS,
 };
 
 static const struct option opt_long_options[] = {
@@ -60,6 +61,7 @@ static const struct option opt_long_options[] = {
 	{ "listen-linger", required_argument, NULL, OPT_LISTEN_LINGER },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
+	{ "uds", required_argument, NULL, OPT_UDS },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", no_argument, NULL, 'd' },
 	{ "help", no_argument, NULL, 'h' },
@@ -99,6 +101,9 @@ static void opt_help(FILE *out)
 	      "                            through its chardev socket PATH: connect to QEMU's\n"
 	      "                            server=on socket, or (,listen) listen for QEMU\n"
 	      "                            (repeatable)\n"
+	      "      --uds PATH            Firecracker-style hybrid sockets: clients of PATH\n"
+	      "                            send \"CONNECT <port>\\n\"; guest connections to a\n"
+	      "                            port P nobody listens on go to PATH_P\n"
 	      "  -f, --foreground          stay in the foreground (logs stay on stderr;\n"
 	      "                            in the background they are discarded)\n"
 	      "  -d, --debug               protocol traces on stderr (implies -f)\n"
@@ -358,6 +363,14 @@ static int opt_parse_one(struct daemon_options *o, int c, const char *arg)
 	case OPT_SERIAL:
 		rc = opt_add_serial(o, arg);
 		break;
+	case OPT_UDS:
+		if (!*arg)
+			return opt_bad("--uds: empty path");
+		free(o->uds);
+		o->uds = opt_absolute(arg);
+		if (!o->uds)
+			return opt_bad("--uds: %s: %s", arg, strerror(errno));
+		break;
 	case 'o':
 		rc = opt_add_fuse_opts(o, arg);
 		break;
@@ -500,6 +513,9 @@ static int opt_check_serial_paths(const struct daemon_options *o)
 		if (!strcmp(sp->path, o->socket))
 			return opt_bad("--serial %s: %s is the vhost-user socket",
 			               sp->name, sp->path);
+		if (o->uds && !strcmp(sp->path, o->uds))
+			return opt_bad("--serial %s: %s is the --uds socket",
+			               sp->name, sp->path);
 	}
 	return 0;
 }
@@ -567,6 +583,7 @@ void daemon_options_free(struct daemon_options *o)
 	for (unsigned i = 0; i < o->nserial; i++)
 		serial_sock_spec_free(&o->serial[i]);
 	free(o->serial);
+	free(o->uds);
 	free(o->fuse_opts);
 	memset(o, 0, sizeof *o);
 }

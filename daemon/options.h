@@ -24,6 +24,7 @@ struct daemon_options {
 	struct serial_sock_spec *serial; /* --serial ports (paths absolute),
 	                                    nserial of them */
 	unsigned nserial;
+	char *uds;                /* --uds: hybrid socket path, or NULL */
 	char *fuse_opts;          /* every -o joined with ',', or NULL */
 	bool foreground;          /* -f (also implied by -d) */
 	bool debug;               /* -d: protocol traces */

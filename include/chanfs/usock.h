@@ -1,6 +1,7 @@
 /*
- * usock — UNIX stream socket paths shared by the vhost-user listener and
- * the serial chardev sockets.
+ * usock — UNIX stream sockets at a path, shared by the vhost-user server
+ * (vu.c), the hybrid vsock sockets (vsock_uds.c) and the serial ports'
+ * chardev sockets (serial_sock.c).
  */
 #ifndef CHANFS_USOCK_H
 #define CHANFS_USOCK_H
@@ -8,14 +9,14 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Listen at path (mode 0600, set before listen() so there is no moment
- * in which others may connect), non-blocking and close-on-exec.  A
- * socket file already there is replaced only when nobody answers on it
- * (a dead daemon's); a live listener or a file that is not a socket is
- * left alone.  Every failure logs one line prefixed "who: path: ".
- * Returns the fd, or -ENAMETOOLONG, -EEXIST (not a socket), -EADDRINUSE
- * (someone listens there) or the errno of the failing call. */
-int usock_listen(const char *path, const char *who);
+/* Listen at path (nonblocking, close-on-exec, mode 0600 before anyone can
+ * connect) with the given backlog.  A stale socket there (nobody answers
+ * a connect) is replaced; a socket someone listens on, or anything that
+ * is not a socket, is left alone.  Log lines start with "who: path: ".
+ * Returns the fd, or -errno after a log line: ENAMETOOLONG, EEXIST (not a
+ * socket), EADDRINUSE (someone listens there), or the socket, bind,
+ * chmod or listen error. */
+int usock_listen(const char *path, int backlog, const char *who);
 
 /* Accept the next connection on the listening fd lfd (non-blocking,
  * close-on-exec).  Returns its fd; -EAGAIN when there is nothing to do now

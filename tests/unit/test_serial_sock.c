@@ -200,7 +200,7 @@ static void host_read(struct fx *f, uint8_t *buf, size_t n, size_t step)
 static int fx_connected(struct fx *f, int *srv)
 {
 	fx_init(f, false);
-	*srv = usock_listen(f->path, "test");
+	*srv = usock_listen(f->path, 4, "test");
 	assert_true(*srv >= 0);
 	RUN_UNTIL(f, serial_sock_connected(f->t));
 	return accept_peer(f, *srv);
@@ -243,7 +243,7 @@ static void test_connect_mode_retries_quietly_until_qemu_listens(void **state)
 	assert_true(status_has(&f, " socket disconnected (connecting to"));
 
 	logcap_begin(&cap);
-	srv = usock_listen(f.path, "test");
+	srv = usock_listen(f.path, 4, "test");
 	assert_true(srv >= 0);
 	RUN_UNTIL(&f, serial_sock_connected(f.t));
 	peer = accept_peer(&f, srv);
