@@ -855,6 +855,41 @@ static void console_single_port_driver_without_multiport(void **state)
 	dev_free(d);
 }
 
+static void console_driver_restart_announces_ports_again(void **state)
+{
+	struct dev *d = dev_new(two, 2, false, 65536);
+	unsigned one = 1, two_ports = 2;
+	static const char msg[] = "after the restart";
+	char in[64] = "";
+	size_t n = 0;
+	int spins = 0;
+	struct gcon *g;
+
+	(void)state;
+	g = guest_up(d, 2, NULL);
+	host_open(d, 1);
+	assert_int_equal(gcon_until(g, host_opened, &one, WAIT_MS), 1);
+	assert_int_equal(gcon_open(g, 1), 0);
+	wait_status(d, "console port 1, guest open");
+	/* The guest's driver starts over: the device forgets what the
+	 * guest knew, the ports and the host's open stay. */
+	assert_int_equal(gcon_restart(g), 0);
+	assert_int_equal(gcon_until(g, named, &two_ports, WAIT_MS), 1);
+	assert_int_equal(gcon_until(g, host_opened, &one, WAIT_MS), 1);
+	assert_int_equal(gcon_events(g, VIRTIO_CONSOLE_PORT_ADD), 2);
+	assert_status_has(d, "console port 1, guest closed (opened 1 times)");
+	assert_int_equal(gcon_open(g, 1), 0);
+	wait_status(d, "console port 1, guest open (opened 2 times)");
+	assert_int_equal(host_write(d, 1, msg, sizeof msg), sizeof msg);
+	while (n < sizeof msg && spins++ < 100) {
+		gcon_poll(g, 50);
+		n += gcon_read(g, 1, in + n, sizeof in - n);
+	}
+	assert_string_equal(in, msg);
+	assert_int_equal(gcon_errors(g), 0);
+	dev_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -866,6 +901,7 @@ int main(void)
 		cmocka_unit_test(
 			console_guest_tx_waits_for_room_and_loses_nothing),
 		cmocka_unit_test(console_pause_midway_takes_no_byte_twice),
+		cmocka_unit_test(console_driver_restart_announces_ports_again),
 		cmocka_unit_test(console_guest_not_reading_blocks_only_its_port),
 		cmocka_unit_test(console_hostile_control_messages_one_line_each),
 		cmocka_unit_test(

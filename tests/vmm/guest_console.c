@@ -588,3 +588,29 @@ int gcon_resume(struct gcon *g)
 {
 	return vmm_resume(g->vmm);
 }
+
+int gcon_restart(struct gcon *g)
+{
+	unsigned q, i;
+	int r;
+
+	r = vmm_restart_driver(g->vmm);
+	if (r < 0)
+		return r;
+	for (q = 0; q < g->nq; q++)
+		for (i = 0; i < g->pool[q].n; i++)
+			g->pool[q].b[i].busy = false;
+	for (i = 0; i < g->nports; i++) {
+		free(g->port[i].rx);
+		memset(&g->port[i], 0, sizeof g->port[i]);
+	}
+	memset(g->events, 0, sizeof g->events);
+	if (g->o.no_multiport) {
+		g->port[0].added = true;
+		gcon_fill(g, 0);
+		return 0;
+	}
+	gcon_fill(g, GCON_CTL_RXQ);
+	return gcon_ctl(g, VIRTIO_CONSOLE_BAD_ID, VIRTIO_CONSOLE_DEVICE_READY,
+	                1);
+}

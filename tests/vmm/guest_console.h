@@ -118,5 +118,8 @@ void gcon_rx_hold(struct gcon *g, unsigned id, bool hold);
  * handling what was used. */
 int gcon_pause(struct gcon *g);
 int gcon_resume(struct gcon *g);
+/* A driver reset (vmm_restart_driver): every port forgotten, the control
+ * queue filled again and DEVICE_READY sent, as a rebooted guest does. */
+int gcon_restart(struct gcon *g);
 
 #endif
