@@ -49,26 +49,6 @@ void console_fault(struct console *c, enum console_fault f,
 
 /* --- guest → host -------------------------------------------------------- */
 
-/* Describe [off, out_len) of the readable part of e as iovecs. */
-static int console_tx_slice(const struct vq_elem *e, size_t off,
-                            struct iovec *out)
-{
-	unsigned i;
-	int n = 0;
-
-	for (i = 0; i < e->out_num; i++) {
-		if (off >= e->iov[i].iov_len) {
-			off -= e->iov[i].iov_len;
-			continue;
-		}
-		out[n].iov_base = (uint8_t *)e->iov[i].iov_base + off;
-		out[n].iov_len = e->iov[i].iov_len - off;
-		n++;
-		off = 0;
-	}
-	return n;
-}
-
 /* Move the port's transmit buffers into to_host while it has room.
  * Returns true when the budget ran out. */
 static bool console_tx_run(struct console_port *p)
@@ -78,7 +58,8 @@ static bool console_tx_run(struct console_port *p)
 	struct iovec iov[VQ_ELEM_MAX_IOV];
 	unsigned budget = CONSOLE_BUDGET;
 	size_t got;
-	int n, r;
+	unsigned n;
+	int r;
 
 	if (!vq)
 		return false;
@@ -105,8 +86,9 @@ static bool console_tx_run(struct console_port *p)
 			p->tx_skip = 0;
 		}
 		if (p->tx_off < e->out_len) {
-			n = console_tx_slice(e, p->tx_off, iov);
-			got = chan_guest_send(p->chan, iov, n);
+			n = vq_iov_slice(e->iov, e->out_num, p->tx_off,
+			                 e->out_len - p->tx_off, iov);
+			got = chan_guest_send(p->chan, iov, (int)n);
 			p->tx_off += (uint32_t)got;
 			if (p->tx_off < e->out_len)
 				/* The window is full: the rest waits for the
@@ -134,30 +116,13 @@ static uint32_t console_rx_one(void *arg, const struct vq_elem *e)
 {
 	struct console_port *p = arg;
 	struct iovec src[2];
-	unsigned i, end = e->out_num + e->in_num, k = 0;
-	size_t total = 0, soff = 0;
-	int ns;
+	size_t total = 0;
+	int i, ns;
 
 	ns = ring_peek(&p->chan->to_guest, src, e->in_len);
-	for (i = e->out_num; i < end && k < (unsigned)ns; i++) {
-		size_t doff = 0;
-
-		while (doff < e->iov[i].iov_len && k < (unsigned)ns) {
-			size_t n = e->iov[i].iov_len - doff;
-
-			if (n > src[k].iov_len - soff)
-				n = src[k].iov_len - soff;
-			memcpy((uint8_t *)e->iov[i].iov_base + doff,
-			       (const uint8_t *)src[k].iov_base + soff, n);
-			doff += n;
-			soff += n;
-			total += n;
-			if (soff == src[k].iov_len) {
-				k++;
-				soff = 0;
-			}
-		}
-	}
+	for (i = 0; i < ns; i++)
+		total += vq_iov_write(e->iov + e->out_num, e->in_num, total,
+		                      src[i].iov_base, src[i].iov_len);
 	chan_guest_took(p->chan, total);
 	return (uint32_t)total;
 }

@@ -146,8 +146,6 @@ static void console_ctl_handle(struct console *c, const struct vq_elem *e)
 	struct virtio_console_control m;
 	uint32_t id;
 	uint16_t event, value;
-	size_t off = 0, n;
-	unsigned i;
 
 	c->ctl_in++;
 	if (e->out_len < CONSOLE_CTL_SIZE) {
@@ -166,13 +164,7 @@ static void console_ctl_handle(struct console *c, const struct vq_elem *e)
 		              CONSOLE_CTL_SIZE);
 		return;
 	}
-	for (i = 0; i < e->out_num && off < sizeof m; i++) {
-		n = e->iov[i].iov_len;
-		if (n > sizeof m - off)
-			n = sizeof m - off;
-		memcpy((uint8_t *)&m + off, e->iov[i].iov_base, n);
-		off += n;
-	}
+	vq_iov_read(e->iov, e->out_num, 0, &m, sizeof m);
 	id = le32toh(m.id);
 	event = le16toh(m.event);
 	value = le16toh(m.value);
@@ -214,23 +206,6 @@ static uint32_t console_ctl_rx_one(void *arg, const struct vq_elem *e)
 }
 
 /* --- our messages ------------------------------------------------------ */
-
-/* Scatter len bytes into the writable part of e (the caller checked
- * in_len). */
-static void console_ctl_scatter(const struct vq_elem *e, const void *src,
-                                size_t len)
-{
-	const uint8_t *s = src;
-	unsigned i, end = e->out_num + e->in_num;
-
-	for (i = e->out_num; i < end && len > 0; i++) {
-		size_t n = e->iov[i].iov_len < len ? e->iov[i].iov_len : len;
-
-		memcpy(e->iov[i].iov_base, s, n);
-		s += n;
-		len -= n;
-	}
-}
 
 /* The next message p has to send, built into buf; its length, or 0 when
  * the bits left need nothing sent (a PORT_OPEN the guest already has). */
@@ -335,7 +310,7 @@ static uint32_t console_ctl_tx_one(void *arg, const struct vq_elem *e)
 			p->added = true;
 		else if (bit == CONSOLE_SEND_OPEN)
 			p->open_sent = !p->open_sent;
-		console_ctl_scatter(e, buf, len);
+		vq_iov_write(e->iov + e->out_num, e->in_num, 0, buf, len);
 		c->ctl_out++;
 		log_debug("console ctl: sent %s for port %u (%zu bytes)",
 		          bit == CONSOLE_SEND_ADD ? "PORT_ADD" :
