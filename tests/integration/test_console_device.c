@@ -9,8 +9,8 @@
  * two-descriptor buffers with EVENT_IDX and indirect tables, "b" one
  * buffer with IN_ORDER, EVENT_IDX and indirect tables).
  *
- * The device's log lines go to stderr, which each test sends to a file
- * to count them.
+ * The device's log lines go to stderr, which each test copies into a
+ * file (a thread tees it) to count them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -52,7 +54,9 @@ struct dev {
 	int cmd[2], done[2];
 	struct event *cmd_ev;
 	char dir[64], sock[96], log[96];
-	int saved_stderr;
+	int saved_stderr, tee[2], log_fd;
+	pthread_t tee_th;
+	unsigned marks;            /* log_count's markers */
 	struct chan *open[4];      /* the host's open of port i (test's) */
 	struct gcon *g;
 };
@@ -97,6 +101,21 @@ static void *dev_thread(void *arg)
 	return NULL;
 }
 
+/* Copy what reaches stderr to the real stderr and to the log file. */
+static void *tee_thread(void *arg)
+{
+	struct dev *d = arg;
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = read(d->tee[0], buf, sizeof buf)) > 0) {
+		if (write(d->saved_stderr, buf, (size_t)n) < 0 ||
+		    write(d->log_fd, buf, (size_t)n) < 0)
+			break;
+	}
+	return NULL;
+}
+
 static const char *variant(void)
 {
 	const char *v = getenv("CONSOLE_VARIANT");
@@ -128,7 +147,6 @@ static struct dev *dev_new(const char *const *names, unsigned n, bool con,
 {
 	struct dev *d = calloc(1, sizeof *d);
 	struct console_config cfg = { names, n, con };
-	FILE *f;
 
 	assert_non_null(d);
 	snprintf(d->dir, sizeof d->dir, "/tmp/chanfs-con-XXXXXX");
@@ -138,11 +156,14 @@ static struct dev *dev_new(const char *const *names, unsigned n, bool con,
 	/* The device's lines, to count them. */
 	fflush(stderr);
 	d->saved_stderr = dup(2);
-	f = fopen(d->log, "w");
-	assert_non_null(f);
-	assert_return_code(dup2(fileno(f), 2), errno);
-	fclose(f);
+	d->log_fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+	                 0600);
+	assert_return_code(d->log_fd, errno);
+	assert_int_equal(pipe(d->tee), 0);
+	assert_return_code(dup2(d->tee[1], 2), errno);
+	close(d->tee[1]);
 	setvbuf(stderr, NULL, _IONBF, 0);
+	assert_int_equal(pthread_create(&d->tee_th, NULL, tee_thread, d), 0);
 	log_init("chanfs", false);
 	d->l = loop_new();
 	assert_non_null(d->l);
@@ -185,7 +206,10 @@ static void dev_free(struct dev *d)
 	close(d->done[0]);
 	close(d->done[1]);
 	fflush(stderr);
-	dup2(d->saved_stderr, 2);
+	dup2(d->saved_stderr, 2);   /* the pipe's last writer goes */
+	pthread_join(d->tee_th, NULL);
+	close(d->tee[0]);
+	close(d->log_fd);
 	close(d->saved_stderr);
 	unlink(d->log);
 	snprintf(path, sizeof path, "%s", d->dir);
@@ -193,13 +217,40 @@ static void dev_free(struct dev *d)
 	free(d);
 }
 
-/* How many log lines contain what. */
-static unsigned log_count(struct dev *d, const char *what)
+/* How many log lines contain what.  Lines pass the tee in order: once a
+ * marker written after them is in the file, so are they. */
+static void h_nop(struct dev *d, void *arg)
+{
+	(void)d;
+	(void)arg;
+}
+
+static bool log_has(struct dev *d, const char *what)
 {
 	FILE *f = fopen(d->log, "r");
 	char line[1024];
-	unsigned n = 0;
+	bool found = false;
 
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof line, f))
+		found = strstr(line, what) != NULL;
+	fclose(f);
+	return found;
+}
+
+static unsigned log_count(struct dev *d, const char *what)
+{
+	char mark[64];
+	FILE *f;
+	char line[1024];
+	unsigned n = 0, i;
+
+	on_loop(d, h_nop, NULL);   /* the loop's lines are written */
+	snprintf(mark, sizeof mark, "test: log mark %u", ++d->marks);
+	fprintf(stderr, "%s\n", mark);
+	for (i = 0; i < WAIT_MS / 10 && !log_has(d, mark); i++)
+		usleep(10000);
+	f = fopen(d->log, "r");
 	assert_non_null(f);
 	while (fgets(line, sizeof line, f))
 		if (strstr(line, what))

@@ -538,6 +538,8 @@ size_t gcon_read(struct gcon *g, unsigned id, void *buf, size_t max)
 		return 0;
 	p = &g->port[id];
 	n = p->rx_len < max ? p->rx_len : max;
+	if (n == 0)
+		return 0;
 	memcpy(buf, p->rx, n);
 	memmove(p->rx, p->rx + n, p->rx_len - n);
 	p->rx_len -= n;
