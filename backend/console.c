@@ -5,7 +5,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,34 +17,6 @@
 #include "chanfs/virtio.h"
 #include "chanfs/vq.h"
 #include "console_priv.h"
-
-void console_schedule(struct console *c)
-{
-	loop_defer(c->loop, &c->task);
-}
-
-void console_fault(struct console *c, enum console_fault f,
-                   const char *fmt, ...)
-{
-	uint64_t n = ++c->faults[f];
-	char line[256];
-	va_list ap;
-
-	/* One line the first time, then at the 10th, 100th...: a guest
-	 * repeating itself cannot flood the log. */
-	while (n % 10 == 0)
-		n /= 10;
-	if (n != 1)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (c->faults[f] == 1)
-		log_warnx("%s", line);
-	else
-		log_warnx("%s (%llu times)", line,
-		          (unsigned long long)c->faults[f]);
-}
 
 /* --- guest → host -------------------------------------------------------- */
 

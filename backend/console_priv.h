@@ -1,7 +1,9 @@
 /*
  * console internals shared by console.c (device lifetime, the vu_device
- * callbacks, the ports' data queues, status) and console_ctl.c (the
- * control queues: the guest's messages and ours).
+ * callbacks, the ports' data queues, status), console_ctl.c (the control
+ * queues: the guest's messages and ours) and console_fault.c (the
+ * guest's faults, counted and logged).  Calls go one way: console.c →
+ * console_ctl.c → console_fault.c.
  */
 #ifndef CHANFS_CONSOLE_PRIV_H
 #define CHANFS_CONSOLE_PRIV_H
@@ -97,8 +99,13 @@ static inline unsigned console_rxq(unsigned p) { return p ? 2 * p + 2 : 0; }
 static inline unsigned console_txq(unsigned p) { return console_rxq(p) + 1; }
 
 /* Run the device soon (this turn's flush). */
-void console_schedule(struct console *c);
-/* Log a guest fault (once per power of ten of its count). */
+static inline void console_schedule(struct console *c)
+{
+	loop_defer(c->loop, &c->task);
+}
+
+/* console_fault.c: log a guest fault (once per power of ten of its
+ * count). */
 void console_fault(struct console *c, enum console_fault f,
                    const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
