@@ -941,6 +941,37 @@ static void console_driver_restart_announces_ports_again(void **state)
 	dev_free(d);
 }
 
+static void console_broken_port_queue_leaves_other_ports_working(
+	void **state)
+{
+	struct dev *d = dev_new(two, 2, false, 65536);
+	struct vmm_vq_layout lay;
+	struct gcon *g;
+
+	(void)state;
+	g = guest_up(d, 2, NULL);
+	host_open(d, 0);
+	host_open(d, 1);
+	gcon_open(g, 0);
+	gcon_open(g, 1);
+	wait_status(d, "console port 1, guest open");
+	/* Port 1's transmit queue (5) gets a head beyond the table: vq
+	 * breaks that queue alone, with one line. */
+	assert_int_equal(vmm_vq_layout(gcon_vmm(g), 5, &lay), 0);
+	vmm_vq_publish_raw(gcon_vmm(g), 5, (uint16_t)(lay.num + 7));
+	vmm_vq_kick(gcon_vmm(g), 5);
+	settle(g);
+	assert_int_equal(log_count(d, "queue broken"), 1);
+	assert_int_equal(log_count(d, "console q5"), 1);
+	/* Port 0 both ways, the control queue too. */
+	both_ways(d, g, 1, 65536);
+	host_close(d, 0);
+	assert_int_equal(gcon_until(g, host_closed, &(unsigned){ 0 }, WAIT_MS),
+	                 1);
+	assert_int_equal(gcon_errors(g), 0);
+	dev_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -955,6 +986,8 @@ int main(void)
 		cmocka_unit_test(console_driver_restart_announces_ports_again),
 		cmocka_unit_test(console_guest_not_reading_blocks_only_its_port),
 		cmocka_unit_test(console_hostile_control_messages_one_line_each),
+		cmocka_unit_test(
+			console_broken_port_queue_leaves_other_ports_working),
 		cmocka_unit_test(
 			console_out_of_order_and_failed_messages_ignored),
 		cmocka_unit_test(console_small_control_buffers_returned_empty),
