@@ -107,17 +107,18 @@ static bool console_rx_run(struct console_port *p)
 	if (p->rxq && vq_drain(p->rxq, c->elem, CONSOLE_BUDGET, console_rx_one,
 	                       console_rx_want, p) > 0)
 		return true;
-	/* A window that stays full while the guest takes nothing: host
-	 * writers wait (never an error); say so once per episode. */
-	if (full && ring_full(&p->chan->to_guest)) {
+	/* A window that stays full while the guest has the port open and
+	 * takes nothing: host writers wait (never an error); say so once
+	 * per episode.  A port the guest has closed waits silently: that
+	 * is what a closed port does. */
+	if (full && p->guest_open && ring_full(&p->chan->to_guest)) {
 		if (!p->not_reading) {
 			p->not_reading = true;
 			console_fault(c, CONSOLE_BAD_NOT_READING,
 			              "console: port %u (%s): window full and the "
-			              "guest %s: host writers wait", p->id,
-			              serial_port_name(p->sp),
-			              !p->guest_open ? "has the port closed" :
-			              "posts no receive buffers");
+			              "guest, which has the port open, posts no "
+			              "receive buffers: host writers wait", p->id,
+			              serial_port_name(p->sp));
 		}
 	} else if (!ring_full(&p->chan->to_guest)) {
 		p->not_reading = false;

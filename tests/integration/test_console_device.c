@@ -972,6 +972,39 @@ static void console_broken_port_queue_leaves_other_ports_working(
 	dev_free(d);
 }
 
+static void console_data_waits_for_the_guest_to_open_the_port(void **state)
+{
+	struct dev *d = dev_new(two, 2, false, 16384);
+	static uint8_t out[16384], in[16384];
+	size_t i, got = 0;
+	int spins = 0;
+	struct gcon *g;
+
+	(void)state;
+	g = guest_up(d, 2, NULL);
+	host_open(d, 1);
+	for (i = 0; i < sizeof out; i++)
+		out[i] = pattern(5, i);
+	/* The guest has the port closed (Linux would discard what came):
+	 * the host's data waits in the window, the writer then waits. */
+	assert_int_equal(host_write(d, 1, out, sizeof out), sizeof out);
+	assert_int_equal(host_write(d, 1, out, 1), -EAGAIN);
+	settle(g);
+	assert_int_equal(gcon_port(g, 1)->rx_total, 0);
+	/* It opens the port: everything arrives, once, in order. */
+	assert_int_equal(gcon_open(g, 1), 0);
+	while (got < sizeof in && spins++ < WAIT_MS / 20) {
+		gcon_poll(g, 20);
+		got += gcon_read(g, 1, in + got, sizeof in - got);
+	}
+	assert_int_equal(got, sizeof in);
+	assert_memory_equal(in, out, sizeof in);
+	/* A closed port's full window is no fault. */
+	assert_int_equal(log_count(d, "window full"), 0);
+	assert_int_equal(gcon_errors(g), 0);
+	dev_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -980,6 +1013,8 @@ int main(void)
 			console_host_open_before_guest_is_sent_after_port_ready),
 		cmocka_unit_test(console_port0_is_offered_as_console),
 		cmocka_unit_test(console_data_both_ways_on_two_ports),
+		cmocka_unit_test(
+			console_data_waits_for_the_guest_to_open_the_port),
 		cmocka_unit_test(
 			console_guest_tx_waits_for_room_and_loses_nothing),
 		cmocka_unit_test(console_pause_midway_takes_no_byte_twice),
