@@ -7,7 +7,8 @@
  * POKE into guest memory, KICK every eventfd handed over and run a loop
  * turn), plus one action of its own:
  *   FUZZ_CONSOLE_HOST  payload[0] = op % 4 (open, close, write, read),
- *                      payload[1] = port % 2, payload[2] = bytes (x64);
+ *                      payload[1] = port % 2, payload[2] = bytes
+ *                      (x64, plus 1);
  *                      then a loop turn.
  * The device has two ports (6 queues, the layout of console.h).  Whatever
  * the input: every reply answers its request and none gets two, a host
@@ -140,7 +141,7 @@ static void host_op(struct run *e, const uint8_t *p, size_t len)
 {
 	struct chandir *d = chandir_find(&e->dirs, "serial");
 	unsigned op = len > 0 ? p[0] % 4 : 0, port = len > 1 ? p[1] % NPORTS : 0;
-	size_t n = len > 2 ? (size_t)p[2] * 64 : 1;
+	size_t n = len > 2 ? (size_t)p[2] * 64 + 1 : 1;
 	static uint8_t buf[256 * 64];
 	struct chan *c = e->open[port];
 	ssize_t r;
