@@ -452,6 +452,21 @@ static void wait_status(struct dev *d, const char *what)
 	assert_status_has(d, what);
 }
 
+/* The guest reads len bytes of port into buf (bounded wait); returns the
+ * count it got. */
+static size_t guest_read_n(struct gcon *g, unsigned port, void *buf,
+                           size_t len)
+{
+	size_t got = 0;
+	int spins = 0;
+
+	while (got < len && spins++ < WAIT_MS / 20) {
+		gcon_poll(g, 20);
+		got += gcon_read(g, port, (uint8_t *)buf + got, len - got);
+	}
+	return got;
+}
+
 static uint8_t pattern(unsigned seed, size_t i)
 {
 	return (uint8_t)((i * 2654435761u) >> 13) ^ (uint8_t)seed;
@@ -762,14 +777,10 @@ static void console_guest_not_reading_blocks_only_its_port(void **state)
 	{
 		static const char msg[] = "still here";
 		char in[64] = "";
-		size_t n = 0;
-		int spins = 0;
 
 		assert_int_equal(host_write(d, 1, msg, sizeof msg), sizeof msg);
-		while (n < sizeof msg && spins++ < 100) {
-			gcon_poll(g, 50);
-			n += gcon_read(g, 1, in + n, sizeof in - n);
-		}
+		assert_int_equal(guest_read_n(g, 1, in, sizeof msg),
+		                 sizeof msg);
 		assert_string_equal(in, msg);
 		assert_int_equal(gcon_write(g, 1, msg, sizeof msg), sizeof msg);
 		settle(g);
@@ -912,8 +923,6 @@ static void console_driver_restart_announces_ports_again(void **state)
 	unsigned one = 1, two_ports = 2;
 	static const char msg[] = "after the restart";
 	char in[64] = "";
-	size_t n = 0;
-	int spins = 0;
 	struct gcon *g;
 
 	(void)state;
@@ -932,10 +941,7 @@ static void console_driver_restart_announces_ports_again(void **state)
 	assert_int_equal(gcon_open(g, 1), 0);
 	wait_status(d, "console port 1, guest open (opened 2 times)");
 	assert_int_equal(host_write(d, 1, msg, sizeof msg), sizeof msg);
-	while (n < sizeof msg && spins++ < 100) {
-		gcon_poll(g, 50);
-		n += gcon_read(g, 1, in + n, sizeof in - n);
-	}
+	assert_int_equal(guest_read_n(g, 1, in, sizeof msg), sizeof msg);
 	assert_string_equal(in, msg);
 	assert_int_equal(gcon_errors(g), 0);
 	dev_free(d);
@@ -976,8 +982,7 @@ static void console_data_waits_for_the_guest_to_open_the_port(void **state)
 {
 	struct dev *d = dev_new(two, 2, false, 16384);
 	static uint8_t out[16384], in[16384];
-	size_t i, got = 0;
-	int spins = 0;
+	size_t i;
 	struct gcon *g;
 
 	(void)state;
@@ -993,11 +998,7 @@ static void console_data_waits_for_the_guest_to_open_the_port(void **state)
 	assert_int_equal(gcon_port(g, 1)->rx_total, 0);
 	/* It opens the port: everything arrives, once, in order. */
 	assert_int_equal(gcon_open(g, 1), 0);
-	while (got < sizeof in && spins++ < WAIT_MS / 20) {
-		gcon_poll(g, 20);
-		got += gcon_read(g, 1, in + got, sizeof in - got);
-	}
-	assert_int_equal(got, sizeof in);
+	assert_int_equal(guest_read_n(g, 1, in, sizeof in), sizeof in);
 	assert_memory_equal(in, out, sizeof in);
 	/* A closed port's full window is no fault. */
 	assert_int_equal(log_count(d, "window full"), 0);
