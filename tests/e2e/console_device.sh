@@ -2,7 +2,7 @@
 # The console device on the newest stack (QEMU >= 10.2 fronts it with
 # vhost-user-test-device-pci): chanfs serves a virtio-console with three
 # named ports over its own vhost-user socket; the guest's virtio_console
-# probes it and names /dev/vport0p0..2 (/dev/virtio-ports/NAME links made
+# probes it and names /dev/vportNp0..2 (/dev/virtio-ports/NAME links made
 # from sysfs, as udev would); 1 MiB through chanfs.echo both ways, every
 # byte checked; the real qemu-guest-agent on org.qemu.guest_agent.0
 # answers guest-ping and guest-exec through serial/org.qemu.guest_agent.0;
@@ -21,7 +21,7 @@ E2E_QEMU_ARGS=(-chardev socket,id=con0,path="$CON"
 	-device vhost-user-test-device-pci,chardev=con0,virtio-id=3,num_vqs=8,config_size=12)
 e2e_boot console
 for p in org.qemu.guest_agent.0:0 chanfs.echo:1 chanfs.blink:2; do
-	e2e_serial_wait "console: /dev/virtio-ports/${p%:*} -> ../vport0p${p#*:}"
+	e2e_serial_wait "console: /dev/virtio-ports/${p%:*} -> ../vport[0-9]*p${p#*:}"
 done
 status_has() { grep -q -e "$1" "$MNT/status"; }
 

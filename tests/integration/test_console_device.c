@@ -492,7 +492,7 @@ static void console_handshake_names_ports_and_tracks_opens(void **state)
 	assert_int_equal(gcon_events(g, VIRTIO_CONSOLE_PORT_ADD), 2);
 	assert_int_equal(gcon_events(g, VIRTIO_CONSOLE_CONSOLE_PORT), 0);
 	assert_status_has(d, "device ready");
-	assert_status_has(d, "serial " NAME_B ": console port 1, guest closed");
+	assert_status_has(d, "serial " NAME_B " console port 1, guest closed");
 
 	/* The host opens port 1: the guest hears PORT_OPEN 1, port 0
 	 * stays closed for it. */
