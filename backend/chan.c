@@ -107,7 +107,19 @@ void chan_unref(struct chan *c)
 	}
 	ring_destroy(&c->to_host);
 	ring_destroy(&c->to_guest);
+	free(c->args);
 	free(c);
+}
+
+int chan_set_args(struct chan *c, const char *args)
+{
+	char *copy = NULL;
+
+	if (args && !(copy = strdup(args)))
+		return -ENOMEM;
+	free(c->args);
+	c->args = copy;
+	return 0;
 }
 
 /* --- device side -------------------------------------------------------- */

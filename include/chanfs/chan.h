@@ -87,6 +87,8 @@ struct chan {
 	uint64_t written;     /* host → guest bytes chan_write() took */
 	unsigned refs;
 	char name[64];        /* "vsock 3:1234-2:49152" in logs and status */
+	char *args;           /* what the guest said with the connection
+	                         (a named service's args), or NULL */
 	const struct chan_backend *be;
 	void *be_ctx;         /* the device's per-connection object */
 	LIST_HEAD(, chan_watcher) watchers;
@@ -111,6 +113,9 @@ void chan_set_init(struct chan_set *s);
 struct chan *chan_new(struct chan_set *s, uint32_t window,
                       const struct chan_backend *be, void *be_ctx,
                       const char *name);
+/* Keep a copy of args (NULL clears): what the guest said with the
+ * connection, shown to the host opener.  0 or -ENOMEM. */
+int chan_set_args(struct chan *c, const char *args);
 /* The connection is established (only from CONNECTING; else ignored). */
 void chan_opened(struct chan *c);
 /* The guest sends no more / receives no more (norecv also discards what is

@@ -689,6 +689,22 @@ static void test_every_watcher_fires_and_a_mark_wakes_only_its_own(void **state)
 	chan_watch_remove(f->c, &w3);
 }
 
+static void test_args_are_copied_replaced_and_cleared(void **state)
+{
+	struct fix *f = *state;
+	char said[] = "tcp:5555";
+
+	assert_null(f->c->args);
+	assert_int_equal(chan_set_args(f->c, said), 0);
+	said[0] = 'X';
+	assert_string_equal(f->c->args, "tcp:5555");
+	assert_int_equal(chan_set_args(f->c, "other"), 0);
+	assert_string_equal(f->c->args, "other");
+	assert_int_equal(chan_set_args(f->c, NULL), 0);
+	assert_null(f->c->args);
+	assert_int_equal(chan_set_args(f->c, "freed with the channel"), 0);
+}
+
 /* --- describe ----------------------------------------------------------- */
 
 static void test_describe_names_state_flags_and_counts(void **state)
@@ -733,6 +749,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_new_rejects_window_not_power_of_two),
 		cmocka_unit_test_setup_teardown(test_every_watcher_fires_and_a_mark_wakes_only_its_own, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_args_are_copied_replaced_and_cleared, setup_open, teardown),
 		cmocka_unit_test(test_new_channel_is_connecting_with_one_reference_in_its_set),
 		cmocka_unit_test_setup_teardown(test_connecting_read_write_peek_say_enotconn_and_poll_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_opened_moves_to_open_and_wakes_the_watcher_once, setup, teardown),
