@@ -314,6 +314,8 @@ ssize_t chan_write(struct chan *c, const void *buf, size_t len)
 		return err;
 	if (len == 0)
 		return 0;
+	if (ring_alloc(&c->to_guest) < 0)
+		return -ENOMEM;
 	n = ring_write(&c->to_guest, buf, len);
 	if (n == 0)
 		return -EAGAIN;

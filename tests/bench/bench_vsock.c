@@ -26,7 +26,8 @@
  * CHANFS_GUEST_ARGS selects the guest's virtqueue variant (e.g. "--layout
  * b --features in_order,event_idx,indirect"); BV_RUNS the runs per
  * figure; BV_ONLY a comma-separated list of parts (tput, rtt, conns64,
- * coalesce, idle, bufsize) to run only those.
+ * coalesce, idle, bufsize) to run only those; BV_FIG (for profiling) only
+ * the throughput figures whose name contains it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -474,6 +475,14 @@ static void bv_nullfs_stop(pid_t pid, const char *mnt)
 
 /* --- the figures ---------------------------------------------------------- */
 
+/* BV_FIG (profiling): only the throughput figures whose name contains it. */
+static bool bv_want_fig(const char *name)
+{
+	const char *only = getenv("BV_FIG");
+
+	return !only || !*only || strstr(name, only);
+}
+
 static const size_t bv_sizes[] = { 4u << 10, 64u << 10, 1u << 20 };
 static const char *const bv_size_names[] = { "4k", "64k", "1m" };
 #define BV_NSIZES 3
@@ -507,6 +516,10 @@ static void bv_part_tput(struct bv_inst *in, const char *nfile,
 
 	for (dir = 0; dir < 2; dir++) {
 		for (s = 0; s < BV_NSIZES; s++) {
+			snprintf(name, sizeof(name), "%s_%s",
+			         dir ? "g2h" : "h2g", bv_size_names[s]);
+			if (!bv_want_fig(name))
+				continue;
 			for (r = 0; r < bv_runs; r++) {
 				c[r] = bv_chanfs_tput(in, dir, s, total);
 				p[r] = dir ? bv_pair_read(bv_sizes[s], total) :
@@ -515,8 +528,6 @@ static void bv_part_tput(struct bv_inst *in, const char *nfile,
 				                          total) :
 				       bv_null_write(nfile, bv_sizes[s], total);
 			}
-			snprintf(name, sizeof(name), "%s_%s",
-			         dir ? "g2h" : "h2g", bv_size_names[s]);
 			bv_null_med[dir][s] = bv_median(b, bv_runs);
 			f = bv_fig_add(name, "MB/s", bv_median(c, bv_runs),
 			               bv_null_med[dir][s], false,

@@ -229,7 +229,7 @@ static double bv_idle_once(unsigned n, unsigned *echoed)
 	struct bv_inst in;
 	struct rlimit old;
 	int *fds = calloc(n, sizeof(int));
-	long rss0, rss1;
+	long rss0, rss1, rss2;
 	unsigned i, opened = 0;
 	char path[256], c;
 	int fd;
@@ -270,6 +270,7 @@ static double bv_idle_once(unsigned n, unsigned *echoed)
 	for (i = 0; i < opened; i++)
 		if (fds[i] >= 0 && read(fds[i], &c, 1) == 1 && c == 'e')
 			(*echoed)++;
+	rss2 = bv_rss_kb(&in);
 	for (i = 0; i < opened; i++)
 		close(fds[i] >= 0 ? fds[i] : -fds[i] - 1);
 	setrlimit(RLIMIT_NOFILE, &old);
@@ -278,8 +279,8 @@ static double bv_idle_once(unsigned n, unsigned *echoed)
 		bv_inst_ended(&in, 9);
 	}
 	printf("idle: %u connections opened, VmRSS %ld -> %ld KiB, %ld KiB "
-	       "after the echoes, %u echoed\n", opened, rss0, rss1,
-	       bv_rss_kb(&in), *echoed);
+	       "after the echoes (%u echoed), %ld KiB after the closes\n",
+	       opened, rss0, rss1, rss2, *echoed, bv_rss_kb(&in));
 	bv_inst_stop(&in);
 	free(fds);
 	return opened < n ? INFINITY : (double)(rss1 - rss0) / n;

@@ -161,6 +161,24 @@ static void test_new_channel_is_connecting_with_one_reference_in_its_set(void **
 	assert_int_equal(s.count, 0);
 }
 
+/* An idle channel holds no window memory: each ring's buffer comes with
+ * its first byte, in whichever direction data flows. */
+static void test_rings_are_allocated_only_when_data_flows(void **state)
+{
+	struct fix *f = *state;
+	char buf[8];
+
+	assert_null(f->c->to_host.buf);
+	assert_null(f->c->to_guest.buf);
+	assert_int_equal(chan_read(f->c, buf, sizeof buf), -EAGAIN);
+	assert_null(f->c->to_host.buf);
+	send_str(f->c, "hi");
+	assert_non_null(f->c->to_host.buf);
+	assert_null(f->c->to_guest.buf);
+	assert_int_equal(chan_write(f->c, "yo", 2), 2);
+	assert_non_null(f->c->to_guest.buf);
+}
+
 /* --- connecting --------------------------------------------------------- */
 
 static void test_connecting_read_write_peek_say_enotconn_and_poll_is_empty(void **state)
@@ -750,6 +768,7 @@ int main(void)
 		cmocka_unit_test(test_new_rejects_window_not_power_of_two),
 		cmocka_unit_test_setup_teardown(test_every_watcher_fires_and_a_mark_wakes_only_its_own, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_args_are_copied_replaced_and_cleared, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_rings_are_allocated_only_when_data_flows, setup_open, teardown),
 		cmocka_unit_test(test_new_channel_is_connecting_with_one_reference_in_its_set),
 		cmocka_unit_test_setup_teardown(test_connecting_read_write_peek_say_enotconn_and_poll_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_opened_moves_to_open_and_wakes_the_watcher_once, setup, teardown),
