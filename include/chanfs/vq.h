@@ -167,8 +167,10 @@ bool vq_enable_notify(struct vq *vq);
 /* Handle the available chains under a budget, with notifications off while
  * draining: pop into elem, call fn(arg, elem), push elem with the length fn
  * returns; until want(arg) (NULL: always true) says there is nothing to put
- * in buffers (notifications are enabled again), the ring is empty (enabled
- * again, after checking once more that nothing arrived meanwhile), or
+ * in buffers (notifications stay off: buffers are only news when there is
+ * something to put in them, so call vq_drain again then), the ring is
+ * empty (enabled again, after checking once more that nothing arrived
+ * meanwhile), or
  * budget chains were handled (notifications stay off: the caller continues
  * later, e.g. next loop turn).  Used entries are flushed at the end.
  * Returns 1 when the budget ran out, 0 when done, -EIO when the queue is

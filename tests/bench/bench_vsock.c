@@ -87,6 +87,17 @@ double bv_median(double *v, unsigned n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+void bv_fig_cost(struct bv_fig *f, const struct bv_cost *c, const char *per)
+{
+	f->cost = *c;
+	f->per = per;
+	if (c->ops > 0)
+		printf("cost %s per=%s chanfs_cpu_us=%.2f chanfs_wakeups=%.2f "
+		       "guest_cpu_us=%.2f guest_wakeups=%.2f\n", f->name, per,
+		       c->cpu_ns[0] / c->ops / 1e3, c->wakes[0] / c->ops,
+		       c->cpu_ns[1] / c->ops / 1e3, c->wakes[1] / c->ops);
+}
+
 double bv_fig_ratio(const struct bv_fig *f)
 {
 	return f->base > 0 ? f->chanfs / f->base : 0;
@@ -213,6 +224,52 @@ long bv_rss_kb(const struct bv_inst *in)
 			break;
 	fclose(f);
 	return kb;
+}
+
+/* cpu ns of pid's main thread and its voluntary context switches */
+static void bv_proc_cost(pid_t pid, double *cpu_ns, double *wakes)
+{
+	char path[64], line[256];
+	unsigned long long ns = 0;
+	long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%llu", &ns) != 1)
+			ns = 0;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	*cpu_ns = (double)ns;
+	*wakes = (double)v;
+}
+
+void bv_cost_mark(const struct bv_inst *in, struct bv_cost *mark)
+{
+	bv_proc_cost(in->h.chanfs, &mark->cpu_ns[0], &mark->wakes[0]);
+	bv_proc_cost(in->g->pid, &mark->cpu_ns[1], &mark->wakes[1]);
+}
+
+void bv_cost_add(const struct bv_inst *in, const struct bv_cost *mark,
+                 struct bv_cost *c, double ops)
+{
+	struct bv_cost now;
+	int i;
+
+	bv_cost_mark(in, &now);
+	for (i = 0; i < 2; i++) {
+		c->cpu_ns[i] += now.cpu_ns[i] - mark->cpu_ns[i];
+		c->wakes[i] += now.wakes[i] - mark->wakes[i];
+	}
+	c->ops += ops;
 }
 
 /* --- chanfs ----------------------------------------------------------------- */
@@ -510,6 +567,7 @@ static void bv_part_tput(struct bv_inst *in, const char *nfile,
 	static const char *const what[2] = {
 		"null FUSE writes, same size", "null FUSE reads, same size" };
 	double c[BV_MAX_RUNS], p[BV_MAX_RUNS], b[BV_MAX_RUNS];
+	struct bv_cost cost, mark;
 	unsigned dir, s, r;
 	char name[40];
 	struct bv_fig *f;
@@ -520,8 +578,12 @@ static void bv_part_tput(struct bv_inst *in, const char *nfile,
 			         dir ? "g2h" : "h2g", bv_size_names[s]);
 			if (!bv_want_fig(name))
 				continue;
+			memset(&cost, 0, sizeof(cost));
 			for (r = 0; r < bv_runs; r++) {
+				bv_cost_mark(in, &mark);
 				c[r] = bv_chanfs_tput(in, dir, s, total);
+				bv_cost_add(in, &mark, &cost,
+				            (double)(total >> 20));
 				p[r] = dir ? bv_pair_read(bv_sizes[s], total) :
 				       bv_pair_write(bv_sizes[s], total);
 				b[r] = dir ? bv_null_read(nfile, bv_sizes[s],
@@ -533,6 +595,7 @@ static void bv_part_tput(struct bv_inst *in, const char *nfile,
 			               bv_null_med[dir][s], false,
 			               bv_tput_goal(s), what[dir]);
 			f->pair = bv_median(p, bv_runs);
+			bv_fig_cost(f, &cost, "MiB");
 			if (s == 1)
 				bv_single64 += f->chanfs / 2;
 		}
@@ -543,23 +606,31 @@ static void bv_part_rtt(struct bv_inst *in, const char *nfile)
 {
 	double c[BV_MAX_RUNS], p[BV_MAX_RUNS], b[BV_MAX_RUNS];
 	double cc[BV_MAX_RUNS], cb[BV_MAX_RUNS];
+	struct bv_cost cost[2], mark;
 	unsigned r;
 	struct bv_fig *f;
 
+	memset(cost, 0, sizeof(cost));
 	for (r = 0; r < bv_runs; r++) {
+		bv_cost_mark(in, &mark);
 		c[r] = bv_chanfs_rtt(in);
+		bv_cost_add(in, &mark, &cost[0], BV_RTT_N + 100);
 		p[r] = bv_pair_rtt();
 		b[r] = bv_null_rtt(nfile) + p[r];
+		bv_cost_mark(in, &mark);
 		cc[r] = bv_chanfs_connect(in);
+		bv_cost_add(in, &mark, &cost[1], BV_CONN_N);
 		cb[r] = bv_null_connect(nfile) + p[r];
 	}
 	f = bv_fig_add("echo_rtt", "us", bv_median(c, bv_runs),
 	               bv_median(b, bv_runs), true, "<= 1.1",
 	               "null FUSE write+read + socketpair round trip");
 	f->pair = bv_median(p, bv_runs);
-	bv_fig_add("connect_close", "us", bv_median(cc, bv_runs),
-	           bv_median(cb, bv_runs), true, "<= 1.2",
-	           "null FUSE open+close + socketpair round trip");
+	bv_fig_cost(f, &cost[0], "echo");
+	f = bv_fig_add("connect_close", "us", bv_median(cc, bv_runs),
+	               bv_median(cb, bv_runs), true, "<= 1.2",
+	               "null FUSE open+close + socketpair round trip");
+	bv_fig_cost(f, &cost[1], "cycle");
 }
 
 static void bv_part_bufsize(uint64_t total)
@@ -569,6 +640,7 @@ static void bv_part_bufsize(uint64_t total)
 		"null FUSE writes (h2g figure's base)",
 		"null FUSE reads (g2h figure's base)" };
 	double c[BV_MAX_RUNS];
+	struct bv_cost cost, mark;
 	unsigned i, dir, s, r;
 	char name[40];
 
@@ -580,15 +652,22 @@ static void bv_part_bufsize(uint64_t total)
 			exit(1);
 		for (dir = 0; dir < 2; dir++) {
 			for (s = 1; s < BV_NSIZES; s++) {
-				for (r = 0; r < bv_runs; r++)
+				memset(&cost, 0, sizeof(cost));
+				for (r = 0; r < bv_runs; r++) {
+					bv_cost_mark(&in, &mark);
 					c[r] = bv_chanfs_tput(&in, dir, s,
 					                      total);
+					bv_cost_add(&in, &mark, &cost,
+					            (double)(total >> 20));
+				}
 				snprintf(name, sizeof(name), "buf%s_%s_%s",
 				         sizes[i], dir ? "g2h" : "h2g",
 				         bv_size_names[s]);
-				bv_fig_add(name, "MB/s", bv_median(c, bv_runs),
-				           bv_null_med[dir][s], false,
-				           bv_tput_goal(s), what[dir]);
+				bv_fig_cost(bv_fig_add(name, "MB/s",
+				                       bv_median(c, bv_runs),
+				                       bv_null_med[dir][s], false,
+				                       bv_tput_goal(s), what[dir]),
+				            &cost, "MiB");
 			}
 		}
 		bv_inst_stop(&in);
@@ -645,6 +724,18 @@ static void bv_print(uint64_t total)
 		       f->goal ? f->goal : "", pair, f->base_what);
 	}
 	printf("(ratio: chanfs / base; the goal says which side is good)\n");
+	printf("%-22s %-6s %14s %14s %14s %14s\n", "cost per op", "op",
+	       "chanfs cpu us", "chanfs wakes", "guest cpu us", "guest wakes");
+	for (i = 0; i < bv_nfigs; i++) {
+		const struct bv_cost *c = &bv_figs[i].cost;
+
+		if (c->ops > 0)
+			printf("%-22s %-6s %14.2f %14.2f %14.2f %14.2f\n",
+			       bv_figs[i].name, bv_figs[i].per,
+			       c->cpu_ns[0] / c->ops / 1e3, c->wakes[0] / c->ops,
+			       c->cpu_ns[1] / c->ops / 1e3,
+			       c->wakes[1] / c->ops);
+	}
 	for (i = 0; i < bv_nfigs; i++)
 		printf("figure %s chanfs=%.4g base=%.4g ratio=%.3f\n",
 		       bv_figs[i].name, bv_figs[i].chanfs, bv_figs[i].base,

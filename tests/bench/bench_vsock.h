@@ -33,6 +33,14 @@ struct bv_inst {
 	uint64_t total;             /* port 8's source size */
 };
 
+/* What a process spent: CPU time on its main thread (schedstat, ns) and
+ * its context switches (voluntary: it slept, i.e. one wake-up each). */
+struct bv_cost {
+	double cpu_ns[2];           /* chanfs, guest */
+	double wakes[2];
+	double ops;                 /* what the sums are divided by */
+};
+
 /* One figure: the medians of chanfs and of its baseline over the runs. */
 struct bv_fig {
 	char name[40];
@@ -42,6 +50,8 @@ struct bv_fig {
 	bool lower_better;          /* times: ratio = chanfs / base */
 	const char *goal;           /* e.g. ">= 0.5" (NULL: none) */
 	const char *base_what;      /* what base is */
+	struct bv_cost cost;        /* over all runs (ops 0: not measured) */
+	const char *per;            /* what one op is ("MiB", "echo"...) */
 };
 
 extern uint8_t bv_buf[BV_MAX_CHUNK];
@@ -57,6 +67,11 @@ struct bv_fig *bv_fig_add(const char *name, const char *unit, double chanfs,
                           double base, bool lower_better, const char *goal,
                           const char *base_what);
 double bv_fig_ratio(const struct bv_fig *f);
+/* Attach what chanfs and the guest spent per op (per names it) and print
+ *   cost NAME per=OP chanfs_cpu_us=.. chanfs_wakeups=.. guest_cpu_us=..
+ *        guest_wakeups=..
+ * (load-independent, unlike the figures on a shared machine). */
+void bv_fig_cost(struct bv_fig *f, const struct bv_cost *c, const char *per);
 
 /* Start chanfs (extra args NULL-terminated, may be NULL) and its guest
  * (full: every port above; else only 9:echo).  The environment variable
@@ -67,6 +82,11 @@ void bv_inst_stop(struct bv_inst *in);
 /* Wait for the next "conn lport=PORT" line (a connection of that port
  * ended); NULL on timeout (printed).  The line is in in->g->line. */
 const char *bv_inst_ended(struct bv_inst *in, unsigned port);
+/* Add what chanfs and the guest spent since the last call (the first
+ * call of a run: start with bv_cost_mark) to *c, with ops operations. */
+void bv_cost_mark(const struct bv_inst *in, struct bv_cost *mark);
+void bv_cost_add(const struct bv_inst *in, const struct bv_cost *mark,
+                 struct bv_cost *c, double ops);
 /* chanfs's VmRSS in KiB, or -1. */
 long bv_rss_kb(const struct bv_inst *in);
 
