@@ -295,6 +295,7 @@ static const struct chan_backend fake_be = {
 	.host_consumed = be_host_consumed,
 	.host_shutdown = be_host_shutdown,
 	.host_close = be_host_close,
+	.reads_parked = true,
 };
 
 static void listening_add(uint32_t port);
@@ -399,7 +400,7 @@ static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 {
 	static const int errs[] = { ECONNRESET, ECONNREFUSED, ETIMEDOUT };
 	static char data[256];
-	struct iovec iov[2];
+	struct iovec iov[3];
 	struct chan *ch;
 	unsigned i = a;
 	int n;
@@ -440,11 +441,15 @@ static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 		chan_reset(ch, errs[c % 3]);
 		break;
 	default:
-		/* the guest takes what the host wrote */
-		n = ring_peek(&ch->to_guest, iov, (size_t)d * 64 + 1);
+		/* the guest takes what the host wrote (a parked write's
+		 * bytes in place too) */
+		n = chan_guest_peek(ch, iov, (size_t)d * 64 + 1);
 		if (n > 0) {
-			size_t len = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+			size_t len = 0;
+			int i;
 
+			for (i = 0; i < n; i++)
+				len += iov[i].iov_len;
 			chan_guest_took(ch, len);
 		}
 		break;

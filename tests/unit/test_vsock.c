@@ -788,6 +788,104 @@ static void vsock_host_data_waits_for_rx_buffers(void **state)
 	chan_close(c);
 }
 
+/* ---- small-write coalescing ------------------------------------------------ */
+
+static int fx_setup_long_coalesce(void **state)
+{
+	struct vsock_config cfg = fx_cfg;
+
+	cfg.coalesce_us = 60u * 1000 * 1000;  /* longer than any test */
+	return fx_setup_cfg(state, &cfg);
+}
+
+static int fx_setup_short_coalesce(void **state)
+{
+	struct vsock_config cfg = fx_cfg;
+
+	cfg.coalesce_us = 2000;
+	return fx_setup_cfg(state, &cfg);
+}
+
+/* After a small packet, more small data waits for company while the guest
+ * is silent (a credit update is not an answer); data from the guest (an
+ * answer: request/response) sends it at once, all of it in one packet. */
+static void vsock_small_writes_wait_while_the_guest_sends_no_data(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].len, 1);
+	host_write_all(c, "b", 1);
+	host_write_all(c, "c", 1);
+	assert_int_equal(rx_take(f), 0);
+	tx(f, OP_CREDIT_UPDATE, 1000, LISTEN, 0, 1, NULL, 0);
+	assert_int_equal(rx_take(f), 0);
+	tx(f, OP_RW, 1000, LISTEN, 0, 1, "x", 1);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RW);
+	assert_int_equal(f->pk[0].len, 2);
+	assert_memory_equal(f->pk[0].data, "bc", 2);
+	chan_close(c);
+}
+
+/* A buffer's worth is not small: it goes at once. */
+static void vsock_a_buffers_worth_of_writes_is_not_held(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	uint8_t in[WINDOW];
+
+	fill_pattern(in, sizeof in, 4);
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	host_write_all(c, in, sizeof in);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].len, WINDOW);
+	assert_memory_equal(f->pk[0].data, in, WINDOW);
+	chan_close(c);
+}
+
+/* The host's close does not wait for company: held data goes, then the
+ * SHUTDOWN. */
+static void vsock_host_close_sends_held_small_data_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	host_write_all(c, "b", 1);
+	assert_int_equal(rx_take(f), 0);
+	chan_close(c);
+	assert_int_equal(rx_take(f), 2);
+	assert_int_equal(f->pk[0].op, OP_RW);
+	assert_memory_equal(f->pk[0].data, "b", 1);
+	assert_int_equal(f->pk[1].op, OP_SHUTDOWN);
+	tx(f, OP_RST, 1000, LISTEN, 0, 0, NULL, 0);
+}
+
+/* Held data goes by itself once the wait is over. */
+static void vsock_held_small_data_goes_after_the_wait(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	unsigned got = 0;
+
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	host_write_all(c, "b", 1);
+	RUN_UNTIL(f, (got += rx_take(f)) == 1);
+	assert_int_equal(f->pk[0].len, 1);
+	assert_memory_equal(f->pk[0].data, "b", 1);
+	chan_close(c);
+}
+
 /* ---- credit ----------------------------------------------------------------- */
 
 static void vsock_host_data_never_exceeds_guest_credit(void **state)
@@ -1497,6 +1595,18 @@ int main(void)
 		T(vsock_host_data_fills_two_descriptor_rx_buffers),
 		T(vsock_host_data_fills_one_descriptor_rx_buffers),
 		T(vsock_host_data_waits_for_rx_buffers),
+		cmocka_unit_test_setup_teardown(
+			vsock_small_writes_wait_while_the_guest_sends_no_data,
+			fx_setup_long_coalesce, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_a_buffers_worth_of_writes_is_not_held,
+			fx_setup_long_coalesce, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_host_close_sends_held_small_data_at_once,
+			fx_setup_long_coalesce, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_held_small_data_goes_after_the_wait,
+			fx_setup_short_coalesce, fx_teardown),
 		T(vsock_host_data_never_exceeds_guest_credit),
 		T(vsock_credit_update_follows_host_reads),
 		T(vsock_credit_update_when_guest_saw_a_full_window),
