@@ -201,30 +201,6 @@ bool vq_has_avail(struct vq *vq)
 	return vq_poppable(vq);
 }
 
-/* Gather len bytes at byte offset off of a table split into iovecs. */
-static void vq_copy_from_iov(void *dst, const struct iovec *iov, int niov,
-                             size_t off, size_t len)
-{
-	uint8_t *d = dst;
-	int i;
-
-	for (i = 0; i < niov && len > 0; i++) {
-		size_t n;
-
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		n = iov[i].iov_len - off;
-		if (n > len)
-			n = len;
-		memcpy(d, (const uint8_t *)iov[i].iov_base + off, n);
-		d += n;
-		len -= n;
-		off = 0;
-	}
-}
-
 static void vq_read_desc(const struct vq_table *t, uint32_t i,
                          struct vq_desc *d)
 {
@@ -233,8 +209,8 @@ static void vq_read_desc(const struct vq_table *t, uint32_t i,
 	if (t->desc)
 		memcpy(&raw, &t->desc[i], sizeof raw);
 	else
-		vq_copy_from_iov(&raw, t->iov, t->niov,
-		                 (size_t)i * sizeof raw, sizeof raw);
+		vq_iov_read(t->iov, (unsigned)t->niov, (size_t)i * sizeof raw,
+		            &raw, sizeof raw);
 	/* Only the copy is validated and used: keep the compiler from
 	 * going back to guest memory for any field. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);

@@ -2,7 +2,22 @@
  * vsock internals shared by vsock.c (device lifetime, queues, listen,
  * accept, connect, status), vsock_conn.c (connection table, states,
  * timers, control queue, credit, the chan backend), vsock_tx.c (guest →
- * host packets) and vsock_rx.c (the pull-based RX fill).
+ * host packets), vsock_rx.c (the pull-based RX fill) and vsock_listen.c
+ * (listening ports and their accept queues).
+ *
+ * The files call one way, down; which file calls which:
+ *
+ *   vsock.c         the entry points  -> vsock_tx.c, vsock_rx.c,
+ *                                        vsock_listen.c, vsock_conn.c
+ *   vsock_tx.c      guest → host      -> vsock_listen.c, vsock_conn.c
+ *   vsock_rx.c      host → guest      -> vsock_conn.c
+ *   vsock_listen.c  accept queues     -> vsock_conn.c
+ *   vsock_conn.c    connections       (no other vsock file)
+ *
+ * A file may call any file below it, never one above.  A connection that
+ * has something for the guest does not call the fill: it marks the fill
+ * task (vsock_rx_schedule, inline below) and the loop runs it.
+ * tests/unit/file_layers.py fails on a cycle between the files.
  */
 #ifndef CHANFS_VSOCK_PRIV_H
 #define CHANFS_VSOCK_PRIV_H
@@ -15,12 +30,11 @@
 #include <linux/virtio_vsock.h>
 
 #include "chanfs/loop.h"
+#include "chanfs/vq.h"
 #include "chanfs/vsock.h"
 
 struct chan;
 struct event;
-struct vq;
-struct vq_elem;
 
 /* The packet header on the wire (little-endian, packed). */
 #define VSOCK_HDR_SIZE 44
@@ -246,6 +260,23 @@ bool vsock_conn_done(const struct vsock_conn *c);
 void vsock_conn_arm_timer(struct vsock_conn *c, unsigned ms);
 const char *vsock_conn_state_name(enum vsock_conn_state s);
 
+/* The TX run and the RX fill: handle ring qi's chains with vq_drain's fn
+ * and want, VSOCK_BUDGET of them; when the budget runs out the rest
+ * waits for the next loop turn, in rest (the caller's task), so that the
+ * loop serves everyone else first.  Nothing while the rings are stopped. */
+static inline void vsock_drain(struct vsock *v, unsigned qi,
+                               struct vq_elem *elem,
+                               uint32_t (*fn)(void *arg,
+                                              const struct vq_elem *elem),
+                               bool (*want)(void *arg),
+                               struct loop_task *rest)
+{
+	struct vq *vq = v->vq[qi];
+
+	if (vq && vq_drain(vq, elem, VSOCK_BUDGET, fn, want, v) > 0)
+		loop_defer_next(v->loop, rest);
+}
+
 /* --- vsock_tx.c --------------------------------------------------------- */
 
 /* Drain the tx queue: VSOCK_BUDGET packets, the rest next turn (tx_task). */
@@ -257,8 +288,13 @@ const char *vsock_op_name(uint16_t op);
 
 /* --- vsock_rx.c --------------------------------------------------------- */
 
-/* Schedule the RX fill for this loop turn. */
-void vsock_rx_schedule(struct vsock *v);
+/* Schedule the RX fill for this loop turn.  Inline: it only marks the
+ * fill task, which the loop runs, so the connection code below asks for a
+ * fill without calling up into vsock_rx.c. */
+static inline void vsock_rx_schedule(struct vsock *v)
+{
+	loop_defer(v->loop, &v->fill_task);
+}
 /* The fill task: VSOCK_BUDGET buffers, the rest next turn. */
 void vsock_rx_fill(void *arg);
 

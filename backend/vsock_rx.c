@@ -22,33 +22,11 @@
 #include "chanfs/vq.h"
 #include "vsock_priv.h"
 
-void vsock_rx_schedule(struct vsock *v)
-{
-	loop_defer(v->loop, &v->fill_task);
-}
-
 /* Scatter len bytes into the writable part of e at offset off. */
 static void vsock_rx_scatter(const struct vq_elem *e, size_t off,
                              const void *src, size_t len)
 {
-	const uint8_t *s = src;
-	unsigned i, end = e->out_num + e->in_num;
-
-	for (i = e->out_num; i < end && len > 0; i++) {
-		size_t n;
-
-		if (off >= e->iov[i].iov_len) {
-			off -= e->iov[i].iov_len;
-			continue;
-		}
-		n = e->iov[i].iov_len - off;
-		if (n > len)
-			n = len;
-		memcpy((uint8_t *)e->iov[i].iov_base + off, s, n);
-		s += n;
-		len -= n;
-		off = 0;
-	}
+	vq_iov_write(e->iov + e->out_num, e->in_num, off, src, len);
 }
 
 static void vsock_rx_hdr(const struct vsock *v, const struct vq_elem *e,
@@ -219,7 +197,6 @@ void vsock_rx_fill(void *arg)
 {
 	struct vsock *v = arg;
 	struct vsock_conn *c;
-	struct vq *vq;
 
 	/* Host-side events recorded inside chan calls. */
 	while ((c = TAILQ_FIRST(&v->todo)) != NULL) {
@@ -227,9 +204,6 @@ void vsock_rx_fill(void *arg)
 		c->in_todo = false;
 		vsock_conn_do_todo(c);
 	}
-	vq = v->vq[VSOCK_RXQ];
-	if (vq && vq_drain(vq, v->rx_elem, VSOCK_BUDGET, vsock_rx_buf,
-	                   vsock_rx_want, v) > 0)
-		/* Yield to the loop; finish next turn. */
-		loop_defer_next(v->loop, &v->fill_task);
+	vsock_drain(v, VSOCK_RXQ, v->rx_elem, vsock_rx_buf, vsock_rx_want,
+	            &v->fill_task);
 }

@@ -47,57 +47,6 @@ const char *vsock_op_name(uint16_t op)
 	return "unknown op";
 }
 
-/* Gather len bytes at offset off of the readable part of e. */
-static void vsock_tx_gather(const struct vq_elem *e, size_t off, void *dst,
-                            size_t len)
-{
-	uint8_t *d = dst;
-	unsigned i;
-
-	for (i = 0; i < e->out_num && len > 0; i++) {
-		size_t n;
-
-		if (off >= e->iov[i].iov_len) {
-			off -= e->iov[i].iov_len;
-			continue;
-		}
-		n = e->iov[i].iov_len - off;
-		if (n > len)
-			n = len;
-		memcpy(d, (const uint8_t *)e->iov[i].iov_base + off, n);
-		d += n;
-		len -= n;
-		off = 0;
-	}
-}
-
-/* Describe [off, off + len) of the readable part of e as iovecs (the
- * caller checked that out_len covers it).  Returns the count. */
-static int vsock_tx_slice(const struct vq_elem *e, size_t off, size_t len,
-                          struct iovec *out)
-{
-	unsigned i;
-	int n = 0;
-
-	for (i = 0; i < e->out_num && len > 0; i++) {
-		size_t take;
-
-		if (off >= e->iov[i].iov_len) {
-			off -= e->iov[i].iov_len;
-			continue;
-		}
-		take = e->iov[i].iov_len - off;
-		if (take > len)
-			take = len;
-		out[n].iov_base = (uint8_t *)e->iov[i].iov_base + off;
-		out[n].iov_len = take;
-		n++;
-		len -= take;
-		off = 0;
-	}
-	return n;
-}
-
 static void vsock_tx_parse(const struct virtio_vsock_hdr *h,
                            struct vsock_pkt *p)
 {
@@ -214,7 +163,8 @@ static bool vsock_tx_rw(struct vsock_conn *c, const struct vq_elem *e,
 		c->fwd_cnt += p->len;
 		return true;
 	}
-	n = vsock_tx_slice(e, VSOCK_HDR_SIZE, p->len, iov);
+	n = (int)vq_iov_slice(e->iov, e->out_num, VSOCK_HDR_SIZE, p->len,
+	                      iov);
 	took = chan_guest_send(c->chan, iov, n);
 	if (took < p->len) {
 		/* Within our credit the window always has room; if it did
@@ -333,7 +283,7 @@ static void vsock_tx_packet(struct vsock *v, const struct vq_elem *e)
 		          VSOCK_HDR_SIZE);
 		return;
 	}
-	vsock_tx_gather(e, 0, &raw, sizeof raw);
+	vq_iov_read(e->iov, e->out_num, 0, &raw, sizeof raw);
 	vsock_tx_parse(&raw, &p);
 	c = vsock_conn_find(v, p.dst_port, p.src_port);
 
@@ -403,12 +353,7 @@ static uint32_t vsock_tx_one(void *arg, const struct vq_elem *e)
 
 void vsock_tx_run(struct vsock *v)
 {
-	struct vq *vq = v->vq[VSOCK_TXQ];
-
-	if (vq && vq_drain(vq, v->tx_elem, VSOCK_BUDGET, vsock_tx_one, NULL,
-	                   v) > 0)
-		/* The rest after the loop has served everyone else. */
-		loop_defer_next(v->loop, &v->tx_task);
+	vsock_drain(v, VSOCK_TXQ, v->tx_elem, vsock_tx_one, NULL, &v->tx_task);
 }
 
 void vsock_tx_task(void *arg)

@@ -41,21 +41,6 @@ static void vu_rx_clear(struct vu *vu, struct vu_rx *rx)
 	rx->dropped_fds = 0;
 }
 
-void vu_reset_session(struct vu *vu, bool keep_protocol)
-{
-	unsigned i;
-
-	for (i = 0; i < vu->dev->num_queues; i++)
-		vu_queue_stop(&vu->q[i]);
-	vu->dev->reset(vu->ctx);
-	gmem_clear(&vu->mem);
-	for (i = 0; i < vu->dev->num_queues; i++)
-		vu_queue_clear(&vu->q[i]);
-	vu->features = 0;
-	if (!keep_protocol)
-		vu->protocol_features = 0;
-}
-
 void vu_reset(struct vu *vu)
 {
 	vu_reset_session(vu, false);

@@ -1,7 +1,20 @@
 /*
  * vu internals shared by vu.c (socket, reader, lifetime), vu_msg.c
- * (validation, dispatch, replies), vu_req.c (what each request does) and
- * vu_queue.c (ring start/stop and the notification fds).
+ * (validation, dispatch, replies), vu_req.c (what each request does),
+ * vu_queue.c (ring start/stop, the notification fds, the session reset)
+ * and vu_fd.c (what a peer's fd is, and closing it safely).
+ *
+ * The files call one way, down; which file calls which:
+ *
+ *   vu.c        the entry points    -> vu_msg.c, vu_queue.c, vu_fd.c
+ *   vu_msg.c    check, dispatch     -> vu_req.c, vu_fd.c
+ *   vu_req.c    one handler each    -> vu_queue.c, vu_fd.c
+ *   vu_queue.c  rings, fds, reset   (no other vu file)
+ *   vu_fd.c     peer fds            (no other vu file)
+ *
+ * A file may call any file below it, never one above: what a lower file
+ * has to say goes up as its return value.  tests/unit/file_layers.py
+ * fails on a cycle between the files.
  */
 #ifndef CHANFS_VU_PRIV_H
 #define CHANFS_VU_PRIV_H
@@ -204,9 +217,9 @@ void vu_queue_clear(struct vu_queue *q);
  * negotiated, then as SET_VRING_ENABLE said. */
 bool vu_queue_enabled(const struct vu_queue *q);
 
-/* Reset the session: stop every queue, reset the device, unmap guest
- * memory, close every fd, forget the features (protocol features too unless
- * keep_protocol). */
+/* (vu_queue.c) Reset the session: stop every queue, reset the device,
+ * unmap guest memory, close every fd, forget the features (protocol
+ * features too unless keep_protocol). */
 void vu_reset_session(struct vu *vu, bool keep_protocol);
 
 #endif

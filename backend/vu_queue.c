@@ -266,3 +266,21 @@ void vu_queue_clear(struct vu_queue *q)
 	q->enabled = false;
 	q->resumable = false;
 }
+
+/* Below both of its callers, the connection (vu.c) and RESET_OWNER
+ * (vu_req.c), so that files call one way (vu_priv.h).  The queues stop
+ * before the memory they point into is unmapped. */
+void vu_reset_session(struct vu *vu, bool keep_protocol)
+{
+	unsigned i;
+
+	for (i = 0; i < vu->dev->num_queues; i++)
+		vu_queue_stop(&vu->q[i]);
+	vu->dev->reset(vu->ctx);
+	gmem_clear(&vu->mem);
+	for (i = 0; i < vu->dev->num_queues; i++)
+		vu_queue_clear(&vu->q[i]);
+	vu->features = 0;
+	if (!keep_protocol)
+		vu->protocol_features = 0;
+}

@@ -346,23 +346,30 @@ static int vu_get_vring_base(struct vu *vu, struct vu_msg *m,
 	return 0;
 }
 
-/* KICK, CALL and ERR share the u64 layout and the fd rule.  Returns the
- * queue, or NULL (logged); *fd is the message's fd (or -1), now the
- * caller's to keep or close. */
-static struct vu_queue *vu_vring_file(struct vu *vu, struct vu_msg *m,
-                                      int *fd)
+/* SET_VRING_KICK, CALL and ERR: one body, since they share the u64
+ * layout (queue index, NOFD bit) and the fd rule; only what the fd becomes
+ * differs. */
+static int vu_set_vring_fd(struct vu *vu, struct vu_msg *m,
+                           struct vu_reply *rep)
 {
 	uint64_t v = vu_msg_u64(m);
 	struct vu_queue *q;
+	int fd = -1, r;
 
-	*fd = -1;
+	(void)rep;
+	if (m->request == VU_SET_VRING_KICK && (v & VU_VRING_NOFD)) {
+		log_warnx("vu: SET_VRING_KICK: queue %" PRIu64 ": polling mode "
+		          "(no kick fd) is not supported",
+		          v & VU_VRING_IDX_MASK);
+		return -ENOTSUP;
+	}
 	if (v & ~(VU_VRING_IDX_MASK | VU_VRING_NOFD)) {
 		log_warnx("vu: %s: unknown bits in 0x%" PRIx64,
 		          vu_request_name(m->request), v);
-		return NULL;
+		return -EINVAL;
 	}
 	if (!(q = vu_msg_queue(vu, m, v & VU_VRING_IDX_MASK)))
-		return NULL;
+		return -EINVAL;
 	/* Anything but an eventfd could block the loop, wake it forever (a
 	 * regular file is always readable), kill us with SIGPIPE, or be a
 	 * file whose every call waits on a FUSE server (vu.h, "Peer fds");
@@ -371,66 +378,22 @@ static struct vu_queue *vu_vring_file(struct vu *vu, struct vu_msg *m,
 		log_warnx("vu: %s: queue %u: fd is not an eventfd (%s)",
 		          vu_request_name(m->request), q->index,
 		          vu_fd_kind_name((enum vu_fd_kind)m->fd_kind[0]));
-		return NULL;
+		return -EINVAL;
 	}
 	if (!(v & VU_VRING_NOFD))
-		*fd = vu_msg_take_fd(m, 0);
-	return q;
-}
-
-static int vu_set_vring_kick(struct vu *vu, struct vu_msg *m,
-                             struct vu_reply *rep)
-{
-	struct vu_queue *q;
-	int fd, r;
-
-	(void)rep;
-	if (vu_msg_u64(m) & VU_VRING_NOFD) {
-		log_warnx("vu: SET_VRING_KICK: queue %" PRIu64 ": polling mode "
-		          "(no kick fd) is not supported",
-		          vu_msg_u64(m) & VU_VRING_IDX_MASK);
-		return -ENOTSUP;
+		fd = vu_msg_take_fd(m, 0);
+	switch (m->request) {
+	case VU_SET_VRING_KICK:
+		if ((r = vu_queue_set_kick(q, fd)) < 0)
+			return r;
+		return vu_queue_try_start(q, "SET_VRING_KICK");
+	case VU_SET_VRING_CALL:
+		vu_queue_set_call(q, fd);
+		return 0;
+	default:
+		vu_queue_set_err(q, fd);
+		return 0;
 	}
-	if (!(q = vu_vring_file(vu, m, &fd))) {
-		if (fd >= 0)
-			close(fd);
-		return -EINVAL;
-	}
-	if ((r = vu_queue_set_kick(q, fd)) < 0)
-		return r;
-	return vu_queue_try_start(q, "SET_VRING_KICK");
-}
-
-static int vu_set_vring_call(struct vu *vu, struct vu_msg *m,
-                             struct vu_reply *rep)
-{
-	struct vu_queue *q;
-	int fd;
-
-	(void)rep;
-	if (!(q = vu_vring_file(vu, m, &fd))) {
-		if (fd >= 0)
-			close(fd);
-		return -EINVAL;
-	}
-	vu_queue_set_call(q, fd);
-	return 0;
-}
-
-static int vu_set_vring_err(struct vu *vu, struct vu_msg *m,
-                            struct vu_reply *rep)
-{
-	struct vu_queue *q;
-	int fd;
-
-	(void)rep;
-	if (!(q = vu_vring_file(vu, m, &fd))) {
-		if (fd >= 0)
-			close(fd);
-		return -EINVAL;
-	}
-	vu_queue_set_err(q, fd);
-	return 0;
 }
 
 static int vu_set_vring_enable(struct vu *vu, struct vu_msg *m,
@@ -528,10 +491,10 @@ const struct vu_req vu_reqs[VU_REQUEST_MAX] = {
 	[VU_GET_VRING_BASE] = { "GET_VRING_BASE", VU_PL_STATE,
 	                        vu_get_vring_base, true, "num" },
 	[VU_SET_VRING_KICK] = { "SET_VRING_KICK", VU_PL_FILE,
-	                        vu_set_vring_kick, false, NULL },
+	                        vu_set_vring_fd, false, NULL },
 	[VU_SET_VRING_CALL] = { "SET_VRING_CALL", VU_PL_FILE,
-	                        vu_set_vring_call, false, NULL },
-	[VU_SET_VRING_ERR] = { "SET_VRING_ERR", VU_PL_FILE, vu_set_vring_err,
+	                        vu_set_vring_fd, false, NULL },
+	[VU_SET_VRING_ERR] = { "SET_VRING_ERR", VU_PL_FILE, vu_set_vring_fd,
 	                       false, NULL },
 	[VU_GET_PROTOCOL_FEATURES] = { "GET_PROTOCOL_FEATURES", VU_PL_NONE,
 	                               vu_get_protocol_features, true, NULL },

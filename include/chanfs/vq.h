@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include "chanfs/gmem.h"
@@ -178,5 +179,98 @@ bool vq_enable_notify(struct vq *vq);
 int vq_drain(struct vq *vq, struct vq_elem *elem, unsigned budget,
              uint32_t (*fn)(void *arg, const struct vq_elem *elem),
              bool (*want)(void *arg), void *arg);
+
+/* --- byte ranges of iovecs ----------------------------------------------
+ * A chain's bytes (or an indirect table's) lie across iovecs of any
+ * lengths, zero included.  The one walker below finds the pieces of a byte
+ * range; reading, writing and slicing are its three uses. */
+
+/* Call fn(arg, p, n) for each piece of bytes [off, off + len) of
+ * iov[0, niov), in order, n > 0 (zero-length iovecs are passed over).
+ * Returns the bytes covered: len, or less when the iovecs end first (0 when
+ * off lies at or past their end). */
+static inline size_t vq_iov_walk(const struct iovec *iov, unsigned niov,
+                                 size_t off, size_t len,
+                                 void (*fn)(void *arg, void *p, size_t n),
+                                 void *arg)
+{
+	size_t done = 0;
+	unsigned i;
+
+	for (i = 0; i < niov && done < len; i++) {
+		size_t n;
+
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		n = iov[i].iov_len - off;
+		if (n > len - done)
+			n = len - done;
+		fn(arg, (uint8_t *)iov[i].iov_base + off, n);
+		done += n;
+		off = 0;
+	}
+	return done;
+}
+
+static inline void vq_iov_read_piece(void *arg, void *p, size_t n)
+{
+	uint8_t **d = arg;
+
+	memcpy(*d, p, n);
+	*d += n;
+}
+
+/* Copy bytes [off, off + len) of the iovecs to dst.  Returns the bytes
+ * copied (less than len when the iovecs end first; the rest of dst is left
+ * as it was). */
+static inline size_t vq_iov_read(const struct iovec *iov, unsigned niov,
+                                 size_t off, void *dst, size_t len)
+{
+	uint8_t *d = dst;
+
+	return vq_iov_walk(iov, niov, off, len, vq_iov_read_piece, &d);
+}
+
+static inline void vq_iov_write_piece(void *arg, void *p, size_t n)
+{
+	const uint8_t **s = arg;
+
+	memcpy(p, *s, n);
+	*s += n;
+}
+
+/* Copy len bytes of src into the iovecs at offset off.  Returns the bytes
+ * copied (less than len when the iovecs end first). */
+static inline size_t vq_iov_write(const struct iovec *iov, unsigned niov,
+                                  size_t off, const void *src, size_t len)
+{
+	const uint8_t *s = src;
+
+	return vq_iov_walk(iov, niov, off, len, vq_iov_write_piece, &s);
+}
+
+static inline void vq_iov_slice_piece(void *arg, void *p, size_t n)
+{
+	struct iovec **o = arg;
+
+	(*o)->iov_base = p;
+	(*o)->iov_len = n;
+	(*o)++;
+}
+
+/* Describe bytes [off, off + len) of the iovecs as iovecs in out, which
+ * has room for niov entries (a range never takes more).  Returns the
+ * count; they cover less than len when the iovecs end first. */
+static inline unsigned vq_iov_slice(const struct iovec *iov, unsigned niov,
+                                    size_t off, size_t len,
+                                    struct iovec *out)
+{
+	struct iovec *o = out;
+
+	vq_iov_walk(iov, niov, off, len, vq_iov_slice_piece, &o);
+	return (unsigned)(o - out);
+}
 
 #endif

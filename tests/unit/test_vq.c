@@ -887,6 +887,105 @@ static void vq_stop_gives_back_chains_not_yet_completed(void **state)
 	assert_int_equal(used_idx(r), 14);
 }
 
+/* ---- vq_drain: the budget loop of the TX run and the RX fill ----------- */
+
+struct drain_count {
+	unsigned calls, want_until;
+	uint16_t ids[16];
+};
+
+/* Writes id + 1 bytes into each buffer it is handed. */
+static uint32_t drain_fn(void *arg, const struct vq_elem *e)
+{
+	struct drain_count *d = arg;
+
+	assert_true(d->calls < 16);
+	d->ids[d->calls++] = e->id;
+	return e->id + 1u;
+}
+
+static bool drain_want(void *arg)
+{
+	struct drain_count *d = arg;
+
+	return d->calls < d->want_until;
+}
+
+static void vq_drain_stops_at_the_budget_with_kicks_off_then_finishes(
+	void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct drain_count d = { 0 };
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	for (k = 0; k < 6; k++)
+		post_writable(r, k, 0x40);
+	assert_int_equal(vq_drain(&r->vq, f->e[0], 4, drain_fn, NULL, &d), 1);
+	assert_int_equal(d.calls, 4);
+	/* What was handled is published; the driver is still asked not to
+	 * kick, since the rest comes without one. */
+	assert_int_equal(used_idx(r), 4);
+	assert_int_equal(le16toh(r->used->flags), VRING_USED_F_NO_NOTIFY);
+	assert_int_equal(vq_drain(&r->vq, f->e[0], 4, drain_fn, NULL, &d), 0);
+	assert_int_equal(d.calls, 6);
+	assert_int_equal(used_idx(r), 6);
+	assert_int_equal(le16toh(r->used->flags), 0);
+	for (k = 0; k < 6; k++) {
+		assert_int_equal(d.ids[k], k);
+		assert_int_equal(used_id(r, k), k);
+		assert_int_equal(used_len(r, k), k + 1u);
+	}
+	/* An exact budget: all handled, nothing more to ask for. */
+	for (k = 0; k < 2; k++)
+		post_writable(r, k, 0x40);
+	assert_int_equal(vq_drain(&r->vq, f->e[0], 2, drain_fn, NULL, &d), 1);
+	assert_int_equal(vq_drain(&r->vq, f->e[0], 2, drain_fn, NULL, &d), 0);
+	assert_int_equal(d.calls, 8);
+	assert_int_equal(le16toh(r->used->flags), 0);
+}
+
+static void vq_drain_stops_when_want_has_nothing_and_asks_for_kicks(
+	void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct drain_count d = { .want_until = 2 };
+	uint16_t k;
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	for (k = 0; k < 4; k++)
+		post_writable(r, k, 0x40);
+	assert_int_equal(vq_drain(&r->vq, f->e[0], 100, drain_fn, drain_want,
+	                          &d), 0);
+	assert_int_equal(d.calls, 2);
+	assert_int_equal(used_idx(r), 2);
+	assert_int_equal(le16toh(r->used->flags), 0);
+	/* The buffers not needed stay available for the next run. */
+	assert_true(vq_has_avail(&r->vq));
+	d.want_until = 4;
+	assert_int_equal(vq_drain(&r->vq, f->e[0], 100, drain_fn, drain_want,
+	                          &d), 0);
+	assert_int_equal(d.calls, 4);
+	assert_int_equal(used_idx(r), 4);
+}
+
+static void vq_drain_of_a_broken_queue_returns_eio_without_handling(
+	void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct drain_count d = { 0 };
+
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	post(r, 200);  /* head out of range: the queue breaks */
+	assert_int_equal(vq_drain(&r->vq, f->e[0], 4, drain_fn, NULL, &d),
+	                 -EIO);
+	assert_int_equal(d.calls, 0);
+	assert_int_equal(used_idx(r), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -921,6 +1020,9 @@ int main(void)
 		T(vq_disable_notify_sets_no_notify_without_event_idx),
 		T(vq_start_rejects_bad_sizes_and_misaligned_rings),
 		T(vq_stop_gives_back_chains_not_yet_completed),
+		T(vq_drain_stops_at_the_budget_with_kicks_off_then_finishes),
+		T(vq_drain_stops_when_want_has_nothing_and_asks_for_kicks),
+		T(vq_drain_of_a_broken_queue_returns_eio_without_handling),
 	};
 #undef T
 

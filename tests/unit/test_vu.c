@@ -1191,6 +1191,48 @@ static void test_notification_fd_that_is_not_an_eventfd_is_rejected(
 	            "SET_VRING_KICK: queue 1: fd is not an eventfd");
 }
 
+/* SET_VRING_ERR goes through the checks KICK and CALL share, but its fd
+ * is only kept: NOFD is fine (unlike KICK's), the running ring keeps its
+ * call fd and is not restarted, and a bad fd, unknown bits or a queue out of
+ * range are refused under ERR's own name. */
+static void test_vring_err_fd_is_kept_apart_from_kick_and_call(void **state)
+{
+	struct fx *f = *state;
+	struct logcap c;
+	int call, p[2], r;
+
+	qemu_init(f);
+	qemu_start(f);
+	assert_int_equal(f->dev.started[0], 1);
+	call = f->dev.vq[0]->call_fd;
+	assert_true(call >= 0);
+	assert_int_equal(send_file(f, VU_SET_VRING_ERR, VU_FLAG_NEED_REPLY, 0,
+	                           new_eventfd()), 0);
+	assert_int_equal(reply_u64(f, VU_SET_VRING_ERR), 0);
+	assert_int_equal(send_file(f, VU_SET_VRING_ERR, VU_FLAG_NEED_REPLY, 0,
+	                           -1), 0);
+	assert_int_equal(reply_u64(f, VU_SET_VRING_ERR), 0);
+	assert_int_equal(f->dev.vq[0]->call_fd, call);
+	assert_int_equal(f->dev.started[0], 1);
+	assert_int_equal(f->dev.stopped[0], 0);
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	close(p[0]);
+	log_capture(&c);
+	r = send_file(f, VU_SET_VRING_ERR, VU_FLAG_NEED_REPLY, 1, p[1]);
+	expect_nack(f, VU_SET_VRING_ERR, r, &c,
+	            "SET_VRING_ERR: queue 1: fd is not an eventfd");
+	log_capture(&c);
+	r = send_u64(f, VU_SET_VRING_ERR, VU_FLAG_NEED_REPLY,
+	             VU_VRING_NOFD | 0x200);
+	expect_nack(f, VU_SET_VRING_ERR, r, &c, "SET_VRING_ERR: unknown bits");
+	log_capture(&c);
+	r = send_file(f, VU_SET_VRING_ERR, VU_FLAG_NEED_REPLY, 2,
+	              new_eventfd());
+	expect_nack(f, VU_SET_VRING_ERR, r, &c,
+	            "SET_VRING_ERR: queue 2 out of range");
+}
+
 static void test_unoffered_features_are_rejected(void **state)
 {
 	struct fx *f = *state;
@@ -1804,6 +1846,7 @@ int main(void)
 		T(test_ring_addresses_outside_guest_memory_are_rejected),
 		T(test_kick_polling_mode_is_refused),
 		T(test_notification_fd_that_is_not_an_eventfd_is_rejected),
+		T(test_vring_err_fd_is_kept_apart_from_kick_and_call),
 		T(test_unoffered_features_are_rejected),
 		T(test_set_config_is_refused),
 		T(test_unknown_request_is_rejected),
