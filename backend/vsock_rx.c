@@ -204,6 +204,10 @@ void vsock_rx_fill(void *arg)
 		c->in_todo = false;
 		vsock_conn_do_todo(c);
 	}
+	/* RX buffers are wanted only when there is something to send: the
+	 * guest's refills need not wake us (vq_drain, lazy kicks). */
+	if (v->vq[VSOCK_RXQ])
+		v->vq[VSOCK_RXQ]->lazy_kicks = true;
 	vsock_drain(v, VSOCK_RXQ, v->rx_elem, vsock_rx_buf, vsock_rx_want,
 	            &v->fill_task);
 }
