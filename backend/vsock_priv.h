@@ -66,6 +66,11 @@ _Static_assert(sizeof(struct virtio_vsock_hdr) == VSOCK_HDR_SIZE,
  * request/response exchange, where the guest answers in between, is never
  * held. */
 #define VSOCK_SMALL_PKT 4096u
+/* Guest packet bytes handled per TX run (a loop turn); the rest waits for
+ * the next turn, so that both directions get about the same bytes per
+ * turn (an RX fill moves at most its posted buffers: 256 KiB of Linux's
+ * 4 KiB buffers in a 128-entry ring). */
+#define VSOCK_TX_TURN_BYTES (256u << 10)
 #define VSOCK_COALESCE_US 1000u
 
 #define VSOCK_RXQ 0
@@ -191,6 +196,7 @@ struct vsock {
 	void *incoming_arg;
 	/* Counters for status. */
 	uint64_t pkts_rx, pkts_tx, pkts_rejected;
+	uint32_t tx_turn_bytes;          /* this TX run's, VSOCK_TX_TURN_BYTES */
 };
 
 /* --- vsock_conn.c ------------------------------------------------------- */

@@ -100,6 +100,8 @@ static void bv_c64_once(struct bv_inst *in, struct bv_c64_run *out)
 	atomic_int stop = 0;
 	char wpath[256], rpath[256];
 	double t0, t1, sum = 0;
+	double dsum[2] = { 0, 0 }, dmin[2] = { INFINITY, INFINITY };
+	double dmax[2] = { 0, 0 };
 	unsigned i;
 
 	snprintf(wpath, sizeof(wpath), "%s", vh_path(&in->h, "vsock/13"));
@@ -134,11 +136,19 @@ static void bv_c64_once(struct bv_inst *in, struct bv_c64_run *out)
 		d = atomic_load(&w[i].bytes) - b0[i];
 		r = (double)d / (t1 - t0) / 1e6;
 		sum += (double)d;
+		dsum[i % 2] += r;
 		if (r > out->fastest)
 			out->fastest = r;
 		if (r < out->slowest)
 			out->slowest = r;
+		if (r > dmax[i % 2])
+			dmax[i % 2] = r;
+		if (r < dmin[i % 2])
+			dmin[i % 2] = r;
 	}
+	printf("conns64: host->guest %.0f MB/s (each %.1f..%.1f), guest->host "
+	       "%.0f MB/s (each %.1f..%.1f)\n", dsum[0], dmin[0], dmax[0],
+	       dsum[1], dmin[1], dmax[1]);
 	atomic_store(&stop, 1);
 	for (i = 0; i < BV_C64; i++) {
 		pthread_join(w[i].t, NULL);
