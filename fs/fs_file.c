@@ -1,5 +1,6 @@
 /*
- * Open files: connect and accept opens, reads, writes, poll and release.
+ * Open files: connect, accept and shared opens, reads, writes, poll,
+ * release and the args xattr.
  *
  * The shape is 9front sshnet's: per file a queue of parked reads and a
  * queue of parked writes; one service step (fs_file_service, a loop task
@@ -16,8 +17,8 @@
 #include <linux/fuse.h>
 
 #include "chanfs/chan.h"
+#include "chanfs/chandir.h"
 #include "chanfs/log.h"
-#include "chanfs/vsock.h"
 #include "fs_private.h"
 
 /* Streams; and writers of one open file reach us in parallel (Linux >=
@@ -26,6 +27,12 @@
  * answered, not in the kernel's inode lock, where it is not. */
 #define FS_STREAM_FLAGS (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM | \
                          FOPEN_PARALLEL_DIRECT_WRITES)
+/* A shared name's writers go one at a time (the kernel's inode lock), so
+ * no write is interleaved with another open's. */
+#define FS_SHARED_FLAGS (FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM)
+
+/* The name of the channel file attribute holding chan->args (fs.h). */
+#define FS_XATTR_ARGS "user.chanfs.args"
 
 static void fs_file_service(void *arg);
 
@@ -46,7 +53,8 @@ static struct fs_file *fs_file_of(struct fuse_file_info *fi)
 
 static const char *fs_file_path(const struct fs_file *f, char *buf, size_t len)
 {
-	struct fs_node n = { .kind = f->kind, .port = f->port };
+	struct fs_node n = { .kind = f->kind, .cd = f->cd, .name = f->name,
+	                     .path = "status" };
 
 	return fs_node_path(&n, buf, len);
 }
@@ -57,10 +65,14 @@ static struct fs_file *fs_file_new(struct fs *fs, const struct fs_node *n)
 
 	if (!f)
 		return NULL;
+	if (n->kind == FS_CHAN && !(f->name = strdup(n->name))) {
+		free(f);
+		return NULL;
+	}
 	f->fs = fs;
 	f->kind = n->kind;
 	f->ino = n->ino;
-	f->port = n->port;
+	f->cd = n->cd;
 	TAILQ_INIT(&f->reads);
 	TAILQ_INIT(&f->writes);
 	TAILQ_INIT(&f->flushes);
@@ -69,15 +81,24 @@ static struct fs_file *fs_file_new(struct fs *fs, const struct fs_node *n)
 	return f;
 }
 
-/* The file is gone for the kernel (released, or its open failed). */
+/* The file is gone for the kernel (released, or its open failed): its
+ * channel reference goes back to the directory (a shared channel's other
+ * opens keep their watchers). */
 static void fs_file_free(struct fs_file *f)
 {
 	loop_cancel(f->fs->loop, &f->task);
 	TAILQ_REMOVE(&f->fs->files, f, link);
 	if (f->ph)
 		fuse_pollhandle_destroy(f->ph);
-	chan_close(f->c);
+	if (f->c) {
+		chan_watch_remove(f->c, &f->watch);
+		if (f->cd->ops->release)
+			f->cd->ops->release(f->cd->ctx, f->name, f->c);
+		else
+			chan_close(f->c);
+	}
 	free(f->text);
+	free(f->name);
 	free(f);
 }
 
@@ -122,10 +143,11 @@ static struct fs_req *fs_req_park(struct fs_file *f, fuse_req_t req,
 		TAILQ_INSERT_TAIL(&f->flushes, r, link);
 	else
 		f->opening = r;
-	/* A waiting accept keeps its port listening (vsock.h). */
-	if (kind == FS_REQ_OPEN && f->kind == FS_ACCEPT && !f->c) {
+	/* A waiting accept is counted (vsock: the port keeps listening). */
+	if (kind == FS_REQ_OPEN && f->cd->mode == CHANDIR_ACCEPT && !f->c) {
 		r->waiting = true;
-		vsock_accept_wait(f->fs->vsock, f->port, true);
+		if (f->cd->ops->wait)
+			f->cd->ops->wait(f->cd->ctx, f->name, true);
 	}
 	fuse_req_interrupt_func(req, fs_req_interrupted, r);
 	return r;
@@ -143,8 +165,8 @@ static void fs_req_done(struct fs_file *f, struct fs_req *r)
 		f->opening = NULL;
 	if (r->timer)
 		event_free(r->timer);
-	if (r->waiting)
-		vsock_accept_wait(f->fs->vsock, f->port, false);
+	if (r->waiting && f->cd->ops->wait)
+		f->cd->ops->wait(f->cd->ctx, f->name, false);
 	if (r->taken_buf) {
 		f->fs->taken_bufs--;
 		if (f->fs->nspare < FS_SPARE_BUFS)
@@ -178,7 +200,7 @@ static unsigned fs_file_mask(const struct fs_file *f)
 /* The open failed (or was interrupted): answer it and forget the file. */
 static void fs_open_fail(struct fs_file *f, int err)
 {
-	char path[64];
+	char path[FS_PATH_MAX];
 
 	if (f->opening) {
 		log_debug("fs: OPEN %s: %s", fs_file_path(f, path, sizeof path),
@@ -193,7 +215,7 @@ static void fs_open_fail(struct fs_file *f, int err)
  * kernel never learnt of the file and sends no RELEASE: free it here. */
 static bool fs_open_finish(struct fs_file *f, fuse_req_t req)
 {
-	char path[64];
+	char path[FS_PATH_MAX];
 
 	if (f->c) {
 		/* A connect already watched the channel while it waited. */
@@ -202,7 +224,8 @@ static bool fs_open_finish(struct fs_file *f, fuse_req_t req)
 	}
 	if (fs_reply_open(req, (uintptr_t)f,
 	                  f->kind == FS_STATUS ? FOPEN_DIRECT_IO
-	                                       : FS_STREAM_FLAGS) < 0) {
+	                  : f->cd->mode == CHANDIR_SHARED ? FS_SHARED_FLAGS
+	                                                  : FS_STREAM_FLAGS) < 0) {
 		fs_file_free(f);
 		return false;
 	}
@@ -223,8 +246,8 @@ static int fs_open_progress(struct fs_file *f)
 		fs_open_fail(f, EINTR);
 		return -1;
 	}
-	if (f->kind == FS_ACCEPT && !f->c) {
-		rc = vsock_accept(f->fs->vsock, f->port, &f->c);
+	if (f->cd->mode == CHANDIR_ACCEPT && !f->c) {
+		rc = f->cd->ops->open(f->cd->ctx, f->name, &f->c);
 		if (rc == -EAGAIN)
 			return 0;
 		if (rc < 0) {
@@ -234,7 +257,7 @@ static int fs_open_progress(struct fs_file *f)
 	}
 	if (f->c->state == CHAN_CONNECTING)
 		return 0;
-	if (f->kind == FS_CONNECT && f->c->state == CHAN_RESET) {
+	if (f->cd->mode == CHANDIR_CONNECT && f->c->state == CHAN_RESET) {
 		fs_open_fail(f, f->c->error);
 		return -1;
 	}
@@ -245,18 +268,15 @@ static int fs_open_progress(struct fs_file *f)
 
 static void fs_open_channel(fuse_req_t req, struct fs_file *f, int flags)
 {
-	char path[64];
+	char path[FS_PATH_MAX];
 	int rc;
 
-	if (f->kind == FS_CONNECT) {
-		rc = vsock_connect(f->fs->vsock, f->port, &f->c);
-	} else {
-		rc = vsock_accept(f->fs->vsock, f->port, &f->c);
-		/* Only accept honours O_NONBLOCK: a connect always waits for
-		 * the guest's answer (bounded by the connect timeout). */
-		if (rc == -EAGAIN && !(flags & O_NONBLOCK))
-			rc = 0;
-	}
+	rc = f->cd->ops->open(f->cd->ctx, f->name, &f->c);
+	/* Only accept honours O_NONBLOCK: a connect always waits for the
+	 * guest's answer (bounded by the connect timeout). */
+	if (rc == -EAGAIN && f->cd->mode == CHANDIR_ACCEPT &&
+	    !(flags & O_NONBLOCK))
+		rc = 0;
 	if (rc < 0) {
 		log_debug("fs: OPEN %s: %s", fs_file_path(f, path, sizeof path),
 		          strerror(-rc));
@@ -266,8 +286,8 @@ static void fs_open_channel(fuse_req_t req, struct fs_file *f, int flags)
 	}
 	if (f->c && f->c->state != CHAN_CONNECTING) {
 		/* An accepted connection the guest already reset still opens:
-		 * its data reads, then the error (vsock.h). */
-		if (f->kind == FS_CONNECT && f->c->state == CHAN_RESET) {
+		 * its data reads, then the error (chandir.h). */
+		if (f->cd->mode == CHANDIR_CONNECT && f->c->state == CHAN_RESET) {
 			fuse_reply_err(req, f->c->error);
 			fs_file_free(f);
 			return;
@@ -291,7 +311,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs *fs = fuse_req_userdata(req);
 	const struct fs_node *n = fs_node_get(fs, ino);
 	struct fs_file *f;
-	char path[64];
+	char path[FS_PATH_MAX];
 	int rc;
 
 	if (!n) {
@@ -300,9 +320,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	switch (n->kind) {
-	case FS_ROOT:
-	case FS_VSOCK_DIR:
-	case FS_LISTEN_DIR:
+	case FS_DIR:
 		fuse_reply_err(req, EISDIR);
 		return;
 	case FS_STATUS:
@@ -324,8 +342,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fs_open_finish(f, req);
 		return;
-	case FS_CONNECT:
-	case FS_ACCEPT:
+	case FS_CHAN:
 		break;
 	}
 	f = fs_file_new(fs, n);
@@ -339,15 +356,15 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs_open_channel(req, f, fi->flags);
 }
 
-void fs_file_incoming(void *arg, uint32_t port)
+void fs_file_ready(void *arg, struct chandir *d, const char *name)
 {
 	struct fs *fs = arg;
 	struct fs_file *f;
 
 	/* Oldest open first: the loop runs tasks in the order queued. */
 	TAILQ_FOREACH(f, &fs->files, link)
-		if (f->opening && f->kind == FS_ACCEPT && !f->c &&
-		    f->port == port)
+		if (f->opening && f->kind == FS_CHAN && f->cd == d && !f->c &&
+		    !strcmp(f->name, name))
 			loop_defer(fs->loop, &f->task);
 }
 
@@ -464,6 +481,35 @@ static void fs_serve_reads(struct fs_file *f)
 
 /* --- write --------------------------------------------------------------- */
 
+/* A write to a CHANDIR_ATOMIC file of up to CHANDIR_ATOMIC_MAX bytes is
+ * taken whole or not at all (one that could never fit the window is
+ * taken as it fits: waiting would be forever). */
+static bool fs_write_whole(const struct fs_file *f, size_t len)
+{
+	return (f->cd->flags & CHANDIR_ATOMIC) && len <= CHANDIR_ATOMIC_MAX &&
+	       len <= f->c->to_guest.cap;
+}
+
+/* chan_write, but all or -EAGAIN when whole.  A whole write that must
+ * wait sets f->room_mark: the channel's watchers fire when the window
+ * drains to half, but a whole write may need more room than that, so its
+ * file also waits for the delivery count at which it fits. */
+static ssize_t fs_chan_write(struct fs_file *f, const char *buf, size_t len,
+                             bool whole)
+{
+	uint32_t room = ring_space(&f->c->to_guest);
+	ssize_t rc;
+
+	if (whole && room < len) {
+		rc = chan_write(f->c, buf, 0);
+		if (rc < 0 && rc != -EAGAIN)
+			return rc;
+		f->room_mark = f->c->tx_bytes + (len - room);
+		return -EAGAIN;
+	}
+	return chan_write(f->c, buf, len);
+}
+
 static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r);
 
 /* May a parked write keep libfuse's request buffer (where p lies) rather
@@ -500,7 +546,7 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	 * straight from the request: answering at once lets the writer
 	 * prepare its next write while we fill guest buffers.) */
 	if (TAILQ_EMPTY(&f->writes)) {
-		n = chan_write(f->c, buf, size);
+		n = fs_chan_write(f, buf, size, fs_write_whole(f, size));
 		if (n == (ssize_t)size) {
 			fuse_reply_write(req, size);
 			return;
@@ -545,6 +591,9 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		return;
 	}
 	r->taken = n;
+	/* The service sets the watcher's mark for the room it waits for. */
+	if (f->room_mark)
+		loop_defer(f->fs->loop, &f->task);
 	log_debug("fs: WRITE %s size %zu: %zd taken, rest parked", f->c->name,
 	          size, n);
 	/* Offered to the device at once; an error is answered by the
@@ -574,19 +623,24 @@ static void fs_write_unpark(struct fs_file *f, struct fs_req *r)
 static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
 {
 	size_t rest = r->len - r->off;
+	bool whole = r->off == 0 && fs_write_whole(f, r->len);
 	ssize_t n;
 	int rc;
 
-	if (rest > chan_write_room(f->c)) {
+	/* Not a whole (atomic) write, nor one to a shared channel: another
+	 * open's writes would go into the window ahead of the parked
+	 * bytes. */
+	if (!whole && f->cd->mode != CHANDIR_SHARED &&
+	    rest > chan_write_room(f->c)) {
 		rc = chan_park(f->c, r->data + r->off, rest);
 		if (rc == 0) {
 			r->parked = true;
 			return 0;
 		}
-		if (rc != -ENOTSUP)
+		if (rc != -ENOTSUP && rc != -EBUSY)
 			return rc;
 	}
-	n = chan_write(f->c, r->data + r->off, rest);
+	n = fs_chan_write(f, r->data + r->off, rest, whole);
 	if (n > 0) {
 		r->off += n;
 		r->taken += n;
@@ -611,6 +665,7 @@ static void fs_serve_writes(struct fs_file *f)
 	struct fs_req *r, *next;
 	ssize_t n;
 
+	f->room_mark = 0;
 	while ((r = TAILQ_FIRST(&f->writes)) != NULL) {
 		fs_write_unpark(f, r);
 		if (r->off == r->len) {
@@ -632,6 +687,7 @@ static void fs_serve_writes(struct fs_file *f)
 		}
 		if (!r->interrupted)
 			break;
+		f->room_mark = 0;
 		fs_write_end(f, r, EINTR);
 	}
 	/* Writers behind the head have nothing taken: EINTR is exact. */
@@ -656,7 +712,8 @@ static void fs_flush_expired(evutil_socket_t fd, short what, void *arg)
 
 /* Answer the parked flushes that are settled: delivered (0), never to be
  * (the write error), interrupted (EINTR), or out of time (ETIMEDOUT).
- * The rest wait for the earliest mark still outstanding. */
+ * The rest wait for the earliest mark still outstanding (or for the room
+ * a whole write waits for, if that comes first). */
 static void fs_serve_flushes(struct fs_file *f)
 {
 	struct fs_req *r, *next;
@@ -689,6 +746,8 @@ static void fs_serve_flushes(struct fs_file *f)
 		fuse_reply_err(r->req, err);
 		fs_req_done(f, r);
 	}
+	if (f->room_mark && (!mark || f->room_mark < mark))
+		mark = f->room_mark;
 	chan_watch_delivered(f->c, &f->watch, mark);
 }
 
@@ -705,7 +764,9 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	(void)ino;
-	if (!f->c) {
+	/* No channel, or a directory whose closes do not wait (its data
+	 * stays queued in the channel). */
+	if (!f->c || (f->cd->flags & CHANDIR_NO_LINGER)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -820,7 +881,7 @@ static void fs_file_drain(struct fs_file *f, int err)
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_file *f = fs_file_of(fi);
-	char path[64];
+	char path[FS_PATH_MAX];
 
 	(void)ino;
 	log_debug("fs: RELEASE %s%s%s", fs_file_path(f, path, sizeof path),
@@ -839,4 +900,54 @@ void fs_files_free(struct fs *fs)
 		fs_file_drain(f, ECONNRESET);
 		fs_file_free(f);
 	}
+}
+
+/* --- the args attribute ------------------------------------------------ */
+
+/* The channel of an open file on node ino (a shared name's opens all hold
+ * the same one), or NULL. */
+static struct chan *fs_node_chan(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_file *f;
+
+	TAILQ_FOREACH(f, &fs->files, link)
+		if (f->ino == ino && f->c && !f->opening)
+			return f->c;
+	return NULL;
+}
+
+/* The attribute list/value reply: the size alone when size is 0, ERANGE
+ * when it does not fit. */
+static void fs_reply_xattr_data(fuse_req_t req, const char *data, size_t len,
+                                size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, data, len);
+}
+
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    size_t size)
+{
+	struct chan *c = fs_node_chan(fuse_req_userdata(req), ino);
+
+	if (strcmp(name, FS_XATTR_ARGS) != 0 || !c || !c->args) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	fs_reply_xattr_data(req, c->args, strlen(c->args), size);
+}
+
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct chan *c = fs_node_chan(fuse_req_userdata(req), ino);
+
+	if (!c || !c->args)
+		fs_reply_xattr_data(req, "", 0, size);
+	else
+		fs_reply_xattr_data(req, FS_XATTR_ARGS, sizeof FS_XATTR_ARGS,
+		                    size);
 }

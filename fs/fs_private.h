@@ -3,9 +3,10 @@
  * include/chanfs/fs.h for that).
  *
  *   fs_session.c  mount, the /dev/fuse event, signals, the ops table
- *   fs_tree.c     node ids, lookup, forget, getattr, setattr, readdir
- *   fs_file.c     open (connect, accept), read, write, poll, release:
- *                 parked requests and their service task
+ *   fs_tree.c     the tree from the registered directories (chandir.h),
+ *                 node ids, lookup, forget, getattr, setattr, readdir
+ *   fs_file.c     open (connect, accept, shared), read, write, poll,
+ *                 release, xattrs: parked requests and their service task
  *   fs_status.c   the status snapshot
  */
 #ifndef CHANFS_FS_PRIVATE_H
@@ -22,6 +23,7 @@
 #include <fuse_lowlevel.h>
 
 #include "chanfs/chan.h"
+#include "chanfs/chandir.h"
 #include "chanfs/fs.h"
 #include "chanfs/loop.h"
 
@@ -29,31 +31,41 @@ struct chan;
 struct event;
 
 enum fs_kind {
-	FS_ROOT,
-	FS_VSOCK_DIR,
-	FS_LISTEN_DIR,
+	FS_DIR,          /* the root, a registered directory, or the parent of
+	                    a two-component one nobody registered */
 	FS_STATUS,
-	FS_CONNECT,      /* vsock/<port> */
-	FS_ACCEPT,       /* vsock/listen/<port> */
+	FS_CHAN,         /* <directory>/<name>: a channel file */
 };
 
 /* The size connection files report (see fs_node_stat). */
 #define FS_STREAM_SIZE 0x7ffff000
 
-/* Fixed node ids; per-connection names get ids from FS_INO_DYNAMIC up. */
+/* Fixed node ids: the root, then the directories in the order the tree
+ * met them (a parent just before its first child), then status: with
+ * vsock's two directories, vsock is 2, vsock/listen 3, status 4.
+ * Channel nodes get ids from FS_INO_DYNAMIC up. */
 #define FS_INO_ROOT    FUSE_ROOT_ID
-#define FS_INO_VSOCK   2
-#define FS_INO_LISTEN  3
-#define FS_INO_STATUS  4
-#define FS_INO_DYNAMIC 16
+#define FS_FIXED_MAX   (2 + 2 * CHANDIRS_MAX)
+#define FS_INO_DYNAMIC 64
+
+/* Longest path of a node, for log lines ("vsock/listen/1234"). */
+#define FS_PATH_MAX (3 * (CHANDIR_NAME_MAX + 1))
 
 struct fs_node {
 	uint64_t ino;
 	enum fs_kind kind;
-	uint32_t port;           /* FS_CONNECT, FS_ACCEPT */
+	struct chandir *cd;      /* FS_CHAN: its directory; FS_DIR: the
+	                            registered one, or NULL (root, parent
+	                            only) */
+	char *name;              /* FS_CHAN: the channel's name; FS_DIR: the
+	                            last component ("" for the root) */
+	char *path;              /* FS_DIR: the whole path ("" for the root) */
+	uint64_t parent;         /* FS_DIR: the parent directory's id */
+	unsigned nsubdirs;       /* FS_DIR */
 	uint64_t nlookup;        /* dynamic nodes: freed when FORGET zeroes it */
 	struct timespec born;
 	struct fs_node *next;    /* hash chain */
+	struct fs_node *next_shared; /* fs->shared: SHARED names' nodes */
 };
 
 /* Dynamic nodes by id.  Ids only grow, so id & mask spreads them evenly. */
@@ -72,7 +84,7 @@ struct fs_req {
 	struct fs_file *file;
 	enum fs_req_kind kind;
 	bool interrupted;        /* set by the interrupt callback only */
-	bool waiting;            /* OPEN: counted by vsock_accept_wait */
+	bool waiting;            /* OPEN: counted by the directory's wait op */
 	size_t size;             /* READ: bytes asked for */
 	const char *data;        /* WRITE: the part not yet taken, in own */
 	void *own;               /* WRITE: our copy, or the request buffer
@@ -93,12 +105,15 @@ struct fs_file {
 	struct fs *fs;
 	enum fs_kind kind;
 	uint64_t ino;
-	uint32_t port;
+	struct chandir *cd;      /* FS_CHAN: the directory */
+	char *name;              /* FS_CHAN: the name opened in it */
 	struct chan *c;          /* channel files, once connected/accepted */
 	struct chan_watcher watch; /* on c */
 	char *text;              /* FS_STATUS snapshot */
 	size_t text_len;
 	struct fs_req *opening;  /* open still waiting for the guest */
+	uint64_t room_mark;      /* a whole write waits for tx_bytes to reach
+	                            it: then it fits (0: none waits) */
 	struct fs_reqq reads, writes, flushes;
 	bool nonblock;           /* O_NONBLOCK as of the last open, read or
 	                            write (FLUSH does not carry the flags) */
@@ -119,7 +134,7 @@ struct fs_file {
 struct fs {
 	struct loop *loop;
 	struct chan_set *chans;
-	struct vsock *vsock;
+	struct chandirs *dirs;
 	void (*status)(void *arg, FILE *out); /* fs_config's */
 	void *status_arg;
 	struct fuse_session *se;
@@ -137,6 +152,10 @@ struct fs {
 	uid_t uid;
 	gid_t gid;
 	struct timespec born;
+	struct fs_node fixed[FS_FIXED_MAX]; /* ids 1..nfixed */
+	unsigned nfixed;
+	uint64_t status_ino;
+	struct fs_node *shared;  /* SHARED names looked up, by next_shared */
 	struct fs_nodes nodes;
 	TAILQ_HEAD(, fs_file) files;
 };
@@ -144,6 +163,13 @@ struct fs {
 /* fs_tree.c */
 void fs_nodes_init(struct fs_nodes *n);
 void fs_nodes_free(struct fs_nodes *n);
+/* Build the fixed nodes from the directories registered in dirs (fs->dirs
+ * set to it): 0, -ENOMEM, or -EEXIST (logged) when a directory is named
+ * status.  fs_tree_free frees them and every dynamic node. */
+int fs_tree_init(struct fs *fs, struct chandirs *dirs);
+void fs_tree_free(struct fs *fs);
+/* The fixed directory node at path ("" for the root), or NULL. */
+const struct fs_node *fs_dir_node(const struct fs *fs, const char *path);
 /* The node for ino (fixed or dynamic), or NULL. */
 const struct fs_node *fs_node_get(struct fs *fs, fuse_ino_t ino);
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
@@ -170,7 +196,7 @@ void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
                   fuse_ino_t newparent, const char *newname,
                   unsigned int flags);
-/* "vsock/1234" for a node, for log lines. */
+/* "vsock/1234" for a node, for log lines (len: FS_PATH_MAX). */
 const char *fs_node_path(const struct fs_node *n, char *buf, size_t len);
 
 /* fs_file.c */
@@ -183,8 +209,11 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
                 struct fuse_pollhandle *ph);
-/* vsock_on_incoming callback: wake the opens waiting on port. */
-void fs_file_incoming(void *arg, uint32_t port);
+/* chandirs_on_ready receiver: wake the opens waiting on d's name. */
+void fs_file_ready(void *arg, struct chandir *d, const char *name);
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 /* Answer everything parked with ECONNRESET, close and free every file. */
 void fs_files_free(struct fs *fs);
 /* Reply to an open with raw flags (libfuse 3.14 cannot say FOPEN_STREAM). */

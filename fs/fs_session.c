@@ -14,8 +14,8 @@
 #include <event2/event.h>
 
 #include "chanfs/chan.h"
+#include "chanfs/chandir.h"
 #include "chanfs/log.h"
-#include "chanfs/vsock.h"
 #include "fs_private.h"
 
 /* Big writes arrive whole (libfuse derives max_pages from it). */
@@ -60,6 +60,8 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.opendir = fs_op_opendir,
 	.readdir = fs_op_readdir,
 	.poll = fs_op_poll,
+	.getxattr = fs_op_getxattr,
+	.listxattr = fs_op_listxattr,
 };
 
 static void fs_on_fuse(evutil_socket_t fd, short what, void *arg)
@@ -155,8 +157,8 @@ static int fs_fuse_args(struct fuse_args *args, const char *user_opts)
 	return 0;
 }
 
-struct fs *fs_new(struct loop *l, struct chan_set *chans, struct vsock *v,
-                  const struct fs_config *cfg)
+struct fs *fs_new(struct loop *l, struct chan_set *chans,
+                  struct chandirs *dirs, const struct fs_config *cfg)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fs *fs;
@@ -167,15 +169,16 @@ struct fs *fs_new(struct loop *l, struct chan_set *chans, struct vsock *v,
 		return NULL;
 	fs->loop = l;
 	fs->chans = chans;
-	fs->vsock = v;
 	fs->status = cfg->status;
 	fs->status_arg = cfg->status_arg;
 	fs->linger_ms = cfg->close_timeout_ms ? cfg->close_timeout_ms : 2000;
 	fs->uid = getuid();
 	fs->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs->born);
-	fs_nodes_init(&fs->nodes);
 	TAILQ_INIT(&fs->files);
+	err = -fs_tree_init(fs, dirs);
+	if (err)
+		goto fail;
 	fs->mountpoint = strdup(cfg->mountpoint);
 	if (!fs->mountpoint || fs_fuse_args(&args, cfg->fuse_opts) < 0) {
 		err = ENOMEM;
@@ -198,7 +201,7 @@ struct fs *fs_new(struct loop *l, struct chan_set *chans, struct vsock *v,
 		log_warnx("fs: cannot watch /dev/fuse: %s", strerror(err));
 		goto fail;
 	}
-	vsock_on_incoming(v, fs_file_incoming, fs);
+	chandirs_on_ready(dirs, fs_file_ready, fs);
 	fuse_opt_free_args(&args);
 	log_info("fs: mounted on %s", fs->mountpoint);
 	return fs;
@@ -234,8 +237,8 @@ void fs_free(struct fs *fs)
 		return;
 	fs_del_events(fs);
 	fs_files_free(fs);
-	if (fs->vsock)
-		vsock_on_incoming(fs->vsock, NULL, NULL);
+	if (fs->dirs)
+		chandirs_on_ready(fs->dirs, NULL, NULL);
 	if (fs->se) {
 		/* After an outside unmount this only closes the fd. */
 		if (fs->mounted)
@@ -245,7 +248,7 @@ void fs_free(struct fs *fs)
 	free(fs->buf.mem);
 	while (fs->nspare)
 		free(fs->spare[--fs->nspare]);
-	fs_nodes_free(&fs->nodes);
+	fs_tree_free(fs);
 	free(fs->mountpoint);
 	free(fs);
 }

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "chanfs/chan.h"
-#include "chanfs/vsock.h"
+#include "chanfs/chandir.h"
 #include "fs_private.h"
 
 /* A snapshot taken at open, so a reader sees one consistent text however
@@ -11,6 +11,7 @@
 int fs_status_snapshot(struct fs *fs, char **text, size_t *len)
 {
 	const struct chan *c;
+	unsigned i;
 	FILE *out;
 
 	*text = NULL;
@@ -19,7 +20,13 @@ int fs_status_snapshot(struct fs *fs, char **text, size_t *len)
 	if (!out)
 		return -errno;
 	fprintf(out, "chanfs %s\n", CHANFS_VERSION);
-	vsock_status(fs->vsock, out);
+	/* Each directory's lines, in the order they were registered. */
+	for (i = 0; i < fs->dirs->count; i++) {
+		const struct chandir *d = &fs->dirs->dirs[i];
+
+		if (d->ops->status)
+			d->ops->status(d->ctx, out);
+	}
 	if (fs->status)
 		fs->status(fs->status_arg, out);
 	fprintf(out, "channels %u\n", fs->chans->count);

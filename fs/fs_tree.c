@@ -4,20 +4,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "chanfs/chandir.h"
 #include "chanfs/log.h"
-#include "chanfs/vsock.h"
 #include "fs_private.h"
 
 /* Fixed names change only with a new chanfs, so the kernel may cache
  * them; per-connection names must be looked up again at every open. */
 #define FS_FIXED_TIMEOUT 60.0
-
-static const struct fs_node fs_fixed[] = {
-	{ .ino = FS_INO_ROOT, .kind = FS_ROOT },
-	{ .ino = FS_INO_VSOCK, .kind = FS_VSOCK_DIR },
-	{ .ino = FS_INO_LISTEN, .kind = FS_LISTEN_DIR },
-	{ .ino = FS_INO_STATUS, .kind = FS_STATUS },
-};
 
 void fs_nodes_init(struct fs_nodes *n)
 {
@@ -36,6 +29,7 @@ void fs_nodes_free(struct fs_nodes *n)
 
 		for (; d; d = next) {
 			next = d->next;
+			free(d->name);
 			free(d);
 		}
 	}
@@ -77,8 +71,9 @@ static struct fs_node **fs_nodes_find(struct fs_nodes *n, uint64_t ino)
 	return NULL;
 }
 
-static struct fs_node *fs_nodes_add(struct fs_nodes *n, enum fs_kind kind,
-                                    uint32_t port)
+/* A new channel node for name in cd. */
+static struct fs_node *fs_nodes_add(struct fs_nodes *n, struct chandir *cd,
+                                    const char *name)
 {
 	struct fs_node *d;
 	size_t slot;
@@ -86,11 +81,13 @@ static struct fs_node *fs_nodes_add(struct fs_nodes *n, enum fs_kind kind,
 	if (n->count >= n->nslots && fs_nodes_grow(n) < 0)
 		return NULL;
 	d = calloc(1, sizeof *d);
-	if (!d)
+	if (!d || !(d->name = strdup(name))) {
+		free(d);
 		return NULL;
+	}
 	d->ino = n->next_ino++;
-	d->kind = kind;
-	d->port = port;
+	d->kind = FS_CHAN;
+	d->cd = cd;
 	clock_gettime(CLOCK_REALTIME, &d->born);
 	slot = d->ino & (n->nslots - 1);
 	d->next = n->slots[slot];
@@ -99,44 +96,151 @@ static struct fs_node *fs_nodes_add(struct fs_nodes *n, enum fs_kind kind,
 	return d;
 }
 
+/* A fixed node: the next id, with name and path copied (NULL and -ENOMEM
+ * when out of memory). */
+static struct fs_node *fs_fixed_add(struct fs *fs, enum fs_kind kind,
+                                    const char *name, size_t name_len,
+                                    const char *path, size_t path_len,
+                                    uint64_t parent)
+{
+	struct fs_node *n = &fs->fixed[fs->nfixed];
+
+	memset(n, 0, sizeof *n);
+	n->ino = FS_INO_ROOT + fs->nfixed;
+	n->kind = kind;
+	n->parent = parent;
+	n->name = strndup(name, name_len);
+	n->path = strndup(path, path_len);
+	if (!n->name || !n->path) {
+		free(n->name);
+		free(n->path);
+		return NULL;
+	}
+	fs->nfixed++;
+	return n;
+}
+
+/* The fixed directory parent has at name (name_len bytes), or NULL. */
+static struct fs_node *fs_subdir(struct fs *fs, uint64_t parent,
+                                 const char *name, size_t name_len)
+{
+	unsigned i;
+
+	for (i = 1; i < fs->nfixed; i++) {
+		struct fs_node *n = &fs->fixed[i];
+
+		if (n->kind == FS_DIR && n->parent == parent &&
+		    strlen(n->name) == name_len &&
+		    !memcmp(n->name, name, name_len))
+			return n;
+	}
+	return NULL;
+}
+
+/* The directory at path (one or two components) and its parent, made
+ * when missing. */
+static struct fs_node *fs_dir_make(struct fs *fs, const char *path)
+{
+	const char *slash = strchr(path, '/');
+	size_t top_len = slash ? (size_t)(slash - path) : strlen(path);
+	struct fs_node *top, *sub, *root = &fs->fixed[0];
+
+	top = fs_subdir(fs, FS_INO_ROOT, path, top_len);
+	if (!top) {
+		top = fs_fixed_add(fs, FS_DIR, path, top_len, path, top_len,
+		                   FS_INO_ROOT);
+		if (!top)
+			return NULL;
+		root->nsubdirs++;
+	}
+	if (!slash)
+		return top;
+	sub = fs_subdir(fs, top->ino, slash + 1, strlen(slash + 1));
+	if (!sub) {
+		sub = fs_fixed_add(fs, FS_DIR, slash + 1, strlen(slash + 1),
+		                   path, strlen(path), top->ino);
+		if (!sub)
+			return NULL;
+		top->nsubdirs++;
+	}
+	return sub;
+}
+
+int fs_tree_init(struct fs *fs, struct chandirs *dirs)
+{
+	struct fs_node *n;
+	unsigned i;
+
+	fs->dirs = dirs;
+	fs->nfixed = 0;
+	fs->shared = NULL;
+	fs_nodes_init(&fs->nodes);
+	if (!fs_fixed_add(fs, FS_DIR, "", 0, "", 0, FS_INO_ROOT))
+		return -ENOMEM;
+	for (i = 0; i < dirs->count; i++) {
+		struct chandir *cd = &dirs->dirs[i];
+
+		if (!strncmp(cd->path, "status", 6) &&
+		    (cd->path[6] == 0 || cd->path[6] == '/')) {
+			log_warnx("fs: directory %s: the name status is taken "
+			          "by the status file", cd->path);
+			return -EEXIST;
+		}
+		n = fs_dir_make(fs, cd->path);
+		if (!n)
+			return -ENOMEM;
+		n->cd = cd;
+	}
+	n = fs_fixed_add(fs, FS_STATUS, "status", 6, "status", 6, FS_INO_ROOT);
+	if (!n)
+		return -ENOMEM;
+	fs->status_ino = n->ino;
+	return 0;
+}
+
+void fs_tree_free(struct fs *fs)
+{
+	unsigned i;
+
+	for (i = 0; i < fs->nfixed; i++) {
+		free(fs->fixed[i].name);
+		free(fs->fixed[i].path);
+	}
+	fs->nfixed = 0;
+	fs->shared = NULL;
+	fs_nodes_free(&fs->nodes);
+}
+
+const struct fs_node *fs_dir_node(const struct fs *fs, const char *path)
+{
+	unsigned i;
+
+	for (i = 0; i < fs->nfixed; i++)
+		if (fs->fixed[i].kind == FS_DIR &&
+		    !strcmp(fs->fixed[i].path, path))
+			return &fs->fixed[i];
+	return NULL;
+}
+
 const struct fs_node *fs_node_get(struct fs *fs, fuse_ino_t ino)
 {
 	struct fs_node **p;
 
-	if (ino >= FS_INO_ROOT && ino <= FS_INO_STATUS)
-		return &fs_fixed[ino - FS_INO_ROOT];
+	if (ino >= FS_INO_ROOT && ino < FS_INO_ROOT + fs->nfixed)
+		return &fs->fixed[ino - FS_INO_ROOT];
 	p = fs_nodes_find(&fs->nodes, ino);
 	return p ? *p : NULL;
 }
 
 const char *fs_node_path(const struct fs_node *n, char *buf, size_t len)
 {
-	switch (n->kind) {
-	case FS_ROOT:
+	if (n->kind == FS_CHAN)
+		snprintf(buf, len, "%s/%s", n->cd->path, n->name);
+	else if (n->kind == FS_DIR && n->ino == FS_INO_ROOT)
 		snprintf(buf, len, "/");
-		break;
-	case FS_VSOCK_DIR:
-		snprintf(buf, len, "vsock");
-		break;
-	case FS_LISTEN_DIR:
-		snprintf(buf, len, "vsock/listen");
-		break;
-	case FS_STATUS:
-		snprintf(buf, len, "status");
-		break;
-	case FS_CONNECT:
-		snprintf(buf, len, "vsock/%u", n->port);
-		break;
-	case FS_ACCEPT:
-		snprintf(buf, len, "vsock/listen/%u", n->port);
-		break;
-	}
+	else
+		snprintf(buf, len, "%s", n->path);
 	return buf;
-}
-
-static bool fs_kind_is_dir(enum fs_kind k)
-{
-	return k == FS_ROOT || k == FS_VSOCK_DIR || k == FS_LISTEN_DIR;
 }
 
 static void fs_node_stat(struct fs *fs, const struct fs_node *n,
@@ -148,22 +252,17 @@ static void fs_node_stat(struct fs *fs, const struct fs_node *n,
 	st->st_gid = fs->gid;
 	st->st_blksize = 4096;
 	switch (n->kind) {
-	case FS_ROOT:
-	case FS_VSOCK_DIR:
+	case FS_DIR:
 		st->st_mode = S_IFDIR | 0700;
-		st->st_nlink = 3;	/* ".", the entry, one subdirectory */
-		break;
-	case FS_LISTEN_DIR:
-		st->st_mode = S_IFDIR | 0700;
-		st->st_nlink = 2;
+		/* ".", the entry, each subdirectory's "..". */
+		st->st_nlink = 2 + n->nsubdirs;
 		break;
 	case FS_STATUS:
 		/* Read-only text: the mode says so. */
 		st->st_mode = S_IFREG | 0400;
 		st->st_nlink = 1;
 		break;
-	case FS_CONNECT:
-	case FS_ACCEPT:
+	case FS_CHAN:
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
 		/* A write past the size takes the kernel's inode lock
@@ -171,34 +270,17 @@ static void fs_node_stat(struct fs *fs, const struct fs_node *n,
 		 * second writer of the file would then wait there,
 		 * deaf to signals, behind one parked for flow control.
 		 * A stream has no size; this one is the largest single
-		 * write(2) (MAX_RW_COUNT), so no write goes past it. */
-		st->st_size = FS_STREAM_SIZE;
+		 * write(2) (MAX_RW_COUNT), so no write goes past it.
+		 * A shared name wants exactly that lock (its writers
+		 * one at a time, each write whole): size 0. */
+		if (n->cd->mode != CHANDIR_SHARED)
+			st->st_size = FS_STREAM_SIZE;
 		break;
 	}
-	if (n->kind == FS_CONNECT || n->kind == FS_ACCEPT)
+	if (n->kind == FS_CHAN)
 		st->st_atim = st->st_mtim = st->st_ctim = n->born;
 	else
 		st->st_atim = st->st_mtim = st->st_ctim = fs->born;
-}
-
-/* A port name is canonical decimal: no sign, no leading zero, below
- * VMADDR_PORT_ANY (-1U, "any port" in the vsock API). */
-static bool fs_parse_port(const char *name, uint32_t *port)
-{
-	uint64_t v = 0;
-	const char *p;
-
-	if (!*name || (name[0] == '0' && name[1]))
-		return false;
-	for (p = name; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		v = v * 10 + (uint64_t)(*p - '0');
-		if (v >= UINT32_MAX)
-			return false;
-	}
-	*port = (uint32_t)v;
-	return true;
 }
 
 static void fs_reply_entry(fuse_req_t req, struct fs *fs,
@@ -218,14 +300,53 @@ static void fs_reply_entry(fuse_req_t req, struct fs *fs,
 	fuse_reply_entry(req, &e);
 }
 
+/* A SHARED name keeps one node while the kernel knows it: its writers
+ * then share the inode, and with it the kernel's write lock. */
+static struct fs_node *fs_shared_find(struct fs *fs, const struct chandir *cd,
+                                      const char *name)
+{
+	struct fs_node *n;
+
+	for (n = fs->shared; n; n = n->next_shared)
+		if (n->cd == cd && !strcmp(n->name, name))
+			return n;
+	return NULL;
+}
+
+/* name in the channel directory cd: a node, or the error to answer. */
+static int fs_lookup_chan(struct fs *fs, struct chandir *cd, const char *name,
+                          struct fs_node **out)
+{
+	struct fs_node *d;
+
+	if (!chandir_name_ok(name) || cd->ops->lookup(cd->ctx, name) < 0)
+		return -ENOENT;
+	if (cd->mode == CHANDIR_SHARED && (d = fs_shared_find(fs, cd, name))) {
+		d->nlookup++;
+		*out = d;
+		return 0;
+	}
+	/* Else a fresh id per lookup: every open of a per-connection name
+	 * is its own inode. */
+	d = fs_nodes_add(&fs->nodes, cd, name);
+	if (!d)
+		return -ENOMEM;
+	d->nlookup = 1;
+	if (cd->mode == CHANDIR_SHARED) {
+		d->next_shared = fs->shared;
+		fs->shared = d;
+	}
+	*out = d;
+	return 0;
+}
+
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	const struct fs_node *dir = fs_node_get(fs, parent);
-	enum fs_kind kind;
 	struct fs_node *d;
-	uint32_t port;
-	char path[64];
+	char path[FS_PATH_MAX];
+	int rc;
 
 	if (!dir) {
 		log_warnx("fs: LOOKUP %s: unknown parent node %lu", name,
@@ -233,52 +354,36 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	switch (dir->kind) {
-	case FS_ROOT:
-		if (strcmp(name, "vsock") == 0)
-			fs_reply_entry(req, fs, fs_node_get(fs, FS_INO_VSOCK),
-			               FS_FIXED_TIMEOUT);
-		else if (strcmp(name, "status") == 0)
-			fs_reply_entry(req, fs, fs_node_get(fs, FS_INO_STATUS),
-			               FS_FIXED_TIMEOUT);
-		else
-			goto noent;
-		return;
-	case FS_VSOCK_DIR:
-		if (strcmp(name, "listen") == 0) {
-			fs_reply_entry(req, fs, fs_node_get(fs, FS_INO_LISTEN),
-			               FS_FIXED_TIMEOUT);
-			return;
-		}
-		kind = FS_CONNECT;
-		break;
-	case FS_LISTEN_DIR:
-		kind = FS_ACCEPT;
-		break;
-	default:
+	if (dir->kind != FS_DIR) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if (!fs_parse_port(name, &port)) {
-		log_info("fs: LOOKUP %s/%s: not a port number (0..4294967294)",
-		         fs_node_path(dir, path, sizeof path), name);
+	if (dir->ino == FS_INO_ROOT && !strcmp(name, "status")) {
+		fs_reply_entry(req, fs, fs_node_get(fs, fs->status_ino),
+		               FS_FIXED_TIMEOUT);
+		return;
+	}
+	d = fs_subdir(fs, dir->ino, name, strlen(name));
+	if (d) {
+		fs_reply_entry(req, fs, d, FS_FIXED_TIMEOUT);
+		return;
+	}
+	if (!dir->cd) {
+		log_debug("fs: LOOKUP %s: no such entry in %s", name,
+		          fs_node_path(dir, path, sizeof path));
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	/* A fresh id per lookup: every open of this name is its own inode. */
-	d = fs_nodes_add(&fs->nodes, kind, port);
-	if (!d) {
-		fuse_reply_err(req, ENOMEM);
+	rc = fs_lookup_chan(fs, dir->cd, name, &d);
+	if (rc < 0) {
+		log_debug("fs: LOOKUP %s/%s: %s", dir->path, name,
+		          strerror(-rc));
+		fuse_reply_err(req, -rc);
 		return;
 	}
-	d->nlookup = 1;
 	log_debug("fs: LOOKUP %s -> node %llu", fs_node_path(d, path, sizeof path),
 	          (unsigned long long)d->ino);
 	fs_reply_entry(req, fs, d, 0.0);
-	return;
-noent:
-	log_debug("fs: LOOKUP %s: no such entry", name);
-	fuse_reply_err(req, ENOENT);
 }
 
 static void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup)
@@ -299,6 +404,16 @@ static void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup)
 		return;
 	*p = d->next;
 	fs->nodes.count--;
+	if (d->cd->mode == CHANDIR_SHARED) {
+		struct fs_node **s;
+
+		for (s = &fs->shared; *s; s = &(*s)->next_shared)
+			if (*s == d) {
+				*s = d->next_shared;
+				break;
+			}
+	}
+	free(d->name);
 	free(d);
 }
 
@@ -345,7 +460,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	const struct fs_node *n = fs_node_get(fs, ino);
 	const int harmless = FUSE_SET_ATTR_SIZE;
 	struct stat st;
-	char path[64];
+	char path[FS_PATH_MAX];
 
 	(void)attr;
 	(void)fi;
@@ -360,7 +475,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if ((to_set & FUSE_SET_ATTR_SIZE) && fs_kind_is_dir(n->kind)) {
+	if ((to_set & FUSE_SET_ATTR_SIZE) && n->kind == FS_DIR) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -378,7 +493,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (!fs_kind_is_dir(n->kind)) {
+	if (n->kind != FS_DIR) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -392,27 +507,55 @@ struct fs_dirent {
 	mode_t type;
 };
 
-/* vsock/listen lists the ports listening now (the first 256). */
-#define FS_LISTEN_LISTED 256
-#define FS_DIRENTS_MAX (4 + FS_LISTEN_LISTED)
+/* A directory's list op names at most this many (the first ones). */
+#define FS_LISTED_MAX 256
+#define FS_DIRENTS_MAX (3 + FS_FIXED_MAX + FS_LISTED_MAX)
 
-static void fs_listen_ents(struct fs *fs, struct fs_dirent *ents,
-                           size_t *count, char names[][12])
+struct fs_dirents {
+	struct fs_dirent ents[FS_DIRENTS_MAX];
+	size_t count;
+	char *names[FS_LISTED_MAX];  /* the list op's names, copied */
+	size_t nnames;
+};
+
+static void fs_dirents_add(struct fs_dirents *d, const char *name,
+                           uint64_t ino, mode_t type)
 {
-	uint32_t ports[FS_LISTEN_LISTED];
-	size_t n, i;
+	if (d->count < FS_DIRENTS_MAX)
+		d->ents[d->count++] = (struct fs_dirent){ name, ino, type };
+}
 
-	n = vsock_listening(fs->vsock, ports, FS_LISTEN_LISTED);
-	if (n > FS_LISTEN_LISTED)
-		n = FS_LISTEN_LISTED;
-	for (i = 0; i < n; i++) {
-		snprintf(names[i], sizeof names[i], "%u", ports[i]);
-		/* Not a node id: each lookup of a port name gets a fresh
-		 * one. */
-		ents[(*count)++] = (struct fs_dirent){ names[i],
-		                                       FS_INO_DYNAMIC - 1,
-		                                       S_IFREG };
-	}
+/* The list op's add: a name the directory holds now. */
+static void fs_dirents_listed(void *arg, const char *name)
+{
+	struct fs_dirents *d = arg;
+	char *copy;
+
+	if (d->nnames >= FS_LISTED_MAX || !chandir_name_ok(name) ||
+	    !(copy = strdup(name)))
+		return;
+	d->names[d->nnames++] = copy;
+	/* Not a node id: each lookup of a per-open name gets a fresh one. */
+	fs_dirents_add(d, copy, FS_INO_DYNAMIC - 1, S_IFREG);
+}
+
+static void fs_dirents_fill(struct fs *fs, const struct fs_node *n,
+                            struct fs_dirents *d)
+{
+	unsigned i;
+
+	fs_dirents_add(d, ".", n->ino, S_IFDIR);
+	fs_dirents_add(d, "..", n->parent, S_IFDIR);
+	if (n->ino == FS_INO_ROOT)
+		fs_dirents_add(d, "status", fs->status_ino, S_IFREG);
+	for (i = 1; i < fs->nfixed; i++)
+		if (fs->fixed[i].kind == FS_DIR && fs->fixed[i].parent == n->ino)
+			fs_dirents_add(d, fs->fixed[i].name, fs->fixed[i].ino,
+			               S_IFDIR);
+	/* Names are listed when the directory lists them (vsock/<port> is
+	 * not: each open of one is a new connection). */
+	if (n->cd && n->cd->ops->list)
+		n->cd->ops->list(n->cd->ctx, fs_dirents_listed, d);
 }
 
 void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -420,43 +563,30 @@ void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fs *fs = fuse_req_userdata(req);
 	const struct fs_node *n = fs_node_get(fs, ino);
-	struct fs_dirent ents[FS_DIRENTS_MAX];
-	char names[FS_LISTEN_LISTED][12];
-	size_t count = 0, used = 0, i;
+	struct fs_dirents *d;
+	size_t used = 0, i;
 	char *buf;
 
 	(void)fi;
-	if (!n || !fs_kind_is_dir(n->kind)) {
+	if (!n || n->kind != FS_DIR) {
 		fuse_reply_err(req, n ? ENOTDIR : ENOENT);
 		return;
 	}
-	ents[count++] = (struct fs_dirent){ ".", n->ino, S_IFDIR };
-	switch (n->kind) {
-	case FS_ROOT:
-		ents[count++] = (struct fs_dirent){ "..", FS_INO_ROOT, S_IFDIR };
-		ents[count++] = (struct fs_dirent){ "status", FS_INO_STATUS, S_IFREG };
-		ents[count++] = (struct fs_dirent){ "vsock", FS_INO_VSOCK, S_IFDIR };
-		break;
-	case FS_VSOCK_DIR:
-		/* Ports are not listed: each open of one is a new connection. */
-		ents[count++] = (struct fs_dirent){ "..", FS_INO_ROOT, S_IFDIR };
-		ents[count++] = (struct fs_dirent){ "listen", FS_INO_LISTEN, S_IFDIR };
-		break;
-	default:
-		ents[count++] = (struct fs_dirent){ "..", FS_INO_VSOCK, S_IFDIR };
-		if (n->kind == FS_LISTEN_DIR)
-			fs_listen_ents(fs, ents, &count, names);
-		break;
-	}
+	d = calloc(1, sizeof *d);
 	buf = malloc(size ? size : 1);
-	if (!buf) {
+	if (!d || !buf) {
+		free(d);
+		free(buf);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	for (i = off >= 0 ? (size_t)off : count; i < count; i++) {
-		struct stat st = { .st_ino = ents[i].ino, .st_mode = ents[i].type };
+	fs_dirents_fill(fs, n, d);
+	for (i = off >= 0 ? (size_t)off : d->count; i < d->count; i++) {
+		struct stat st = { .st_ino = d->ents[i].ino,
+		                   .st_mode = d->ents[i].type };
 		size_t need = fuse_add_direntry(req, buf + used, size - used,
-		                                ents[i].name, &st, (off_t)(i + 1));
+		                                d->ents[i].name, &st,
+		                                (off_t)(i + 1));
 
 		if (need > size - used)
 			break;
@@ -464,6 +594,9 @@ void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+	for (i = 0; i < d->nnames; i++)
+		free(d->names[i]);
+	free(d);
 }
 
 /* Names exist because chanfs serves them; none can be made or removed. */
@@ -472,7 +605,7 @@ static void fs_refuse_change(fuse_req_t req, const char *op, fuse_ino_t parent,
 {
 	struct fs *fs = fuse_req_userdata(req);
 	const struct fs_node *dir = fs_node_get(fs, parent);
-	char path[64];
+	char path[FS_PATH_MAX];
 
 	log_info("fs: %s %s/%s: the tree is fixed, names cannot be created or removed",
 	         op, dir ? fs_node_path(dir, path, sizeof path) : "?", name);

@@ -90,7 +90,10 @@ struct chandir {
 };
 
 /* Every registered directory, in registration order (at most
- * CHANDIRS_MAX).  Created by main, filled by the devices, served by fs/. */
+ * CHANDIRS_MAX).  Created by main, filled by the devices before fs_new
+ * (fs/ builds its tree then: a later registration is not served), served
+ * by fs/.  "status" is the status file's name: no path may start with
+ * that component (fs_new fails with EEXIST). */
 #define CHANDIRS_MAX 16
 struct chandirs {
 	struct chandir dirs[CHANDIRS_MAX];

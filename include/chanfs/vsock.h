@@ -28,6 +28,7 @@
 struct loop;
 struct chan;
 struct chan_set;
+struct chandirs;
 struct vu_device;
 
 #define VSOCK_HOST_CID 2
@@ -94,6 +95,15 @@ size_t vsock_listening(const struct vsock *v, uint32_t *ports, size_t max);
  * each time a guest connection is queued on a listening port. */
 void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
                        void *arg);
+
+/* Offer v's channels to the file system (backend/vsock_dir.c): registers
+ * vsock (CONNECT: an open of vsock/<port> is vsock_connect) and
+ * vsock/listen (ACCEPT: vsock_accept, counted with vsock_accept_wait,
+ * listing vsock_listening; an incoming connection is chandir_ready, so
+ * this takes vsock_on_incoming for itself).  Names are canonical decimal
+ * ports below 2^32 - 1.  The status lines are vsock_status's.  0, or
+ * -errno from chandir_add (EEXIST, ENOSPC). */
+int vsock_register(struct vsock *v, struct chandirs *r);
 
 /* Status text: device state, guest CID, features, each connection with
  * ports, state and byte counts. */

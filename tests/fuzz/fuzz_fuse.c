@@ -4,15 +4,20 @@
  * The fs layer's request handlers (fs_private.h) are called as libfuse
  * would call them, with fake requests; the fuse_reply_* functions, the
  * interrupt registration and the poll notification are replaced at link
- * time (-Wl,--wrap) so every answer is seen.  The vsock calls fs makes are
- * replaced the same way by fake channels whose guest side the input plays
- * (opened, data, EOF, no-receive, closed, reset, drained, incoming).
+ * time (-Wl,--wrap) so every answer is seen.  The channels come from the
+ * fake provider of tests/fakedir.h, registered through chandir as a device
+ * registers its directories (vsock, vsock/listen, shared, parentless/svc);
+ * the input plays each channel's guest side (opened, data, EOF,
+ * no-receive, closed, reset, drained, incoming).
  *
  * The input is a sequence of records, each an op byte and four argument
  * bytes (a, b, c, d), then for LOOKUP and WRITE a length byte and that
  * many bytes:
  *   LOOKUP    parent (a % 5: root, vsock, vsock/listen, a node looked up
- *             earlier, ino a), name (the bytes)
+ *             earlier, else for a < 80 the fixed node (a / 5) % (fixed
+ *             nodes + 2) + 1 (shared, parentless, parentless/svc, status
+ *             and two unknown ids among them), else ino a), name (the
+ *             bytes)
  *   OPEN      node (as LOOKUP's parent), flags (b: O_ACCMODE, O_NONBLOCK)
  *   READ      file a, size 1 << (b % 17), no lock owner if c >= 0xe0
  *             (a page-cache read: refused)
@@ -21,7 +26,9 @@
  *   INTERRUPT request a of those not answered yet
  *   FLUSH, RELEASE  file a (a FLUSH parks until what was written
  *             reached the guest)
- *   GETATTR, READDIR (after OPENDIR), name changes: node a
+ *   GETATTR, READDIR (after OPENDIR), name changes: node a; a GETATTR
+ *             with b's top two bits set is a LISTXATTR (c odd) or a
+ *             GETXATTR of user.chanfs.args (or, d odd, user.x), size d
  *   FORGET    once, a node looked up (a % count) as often as looked up
  *   GUEST     connection a, action b (see guest()), c/d arguments
  *   TURN      one loop turn (the flush: parked requests answered)
@@ -33,7 +40,8 @@
  * Checked: each request is answered exactly once and, at the end (after
  * fs_files_free), every one was; READ replies no more than asked, WRITE
  * no more than given; an interrupted parked request is answered; no poll
- * handle or channel is left; every accept wait fs started it ended.
+ * handle or channel is left; every accept wait fs started it ended; each
+ * shared open's reference was given back through the release op.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +58,7 @@
 #include "chanfs/chan.h"
 #include "chanfs/log.h"
 #include "chanfs/ring.h"
-#include "chanfs/vsock.h"
+#include "fakedir.h"
 #include "fs_private.h"
 
 #define CHECK(c) do { \
@@ -65,7 +73,6 @@
 #define MAX_FILES 16
 #define MAX_CONNS 16
 #define MAX_INOS 16
-#define MAX_PORTS 16
 #define WIN 4096
 
 enum { OP_LOOKUP, OP_OPEN, OP_READ, OP_WRITE, OP_POLL, OP_INTERRUPT,
@@ -87,23 +94,16 @@ struct freq {
 struct run {
 	struct loop *loop;
 	struct chan_set chans;
+	struct chandirs dirs;
+	struct fakedir dir;
 	struct fs fs;
 	struct freq reqs[MAX_REQS];
 	uint64_t files[MAX_FILES];       /* open file handles */
 	unsigned nfiles;
-	struct chan *conns[MAX_CONNS];   /* the device's reference */
-	uint32_t conn_port[MAX_CONNS];
-	bool queued[MAX_CONNS];          /* waiting for vsock_accept */
-	unsigned nconns;
 	uint64_t inos[MAX_INOS];         /* node ids LOOKUP answered */
 	uint64_t lookups[MAX_INOS];      /* ... and how often */
 	unsigned ninos;
-	void (*incoming)(void *arg, uint32_t port);
-	void *incoming_arg;
 	unsigned pollhandles;
-	uint32_t listening[MAX_PORTS];   /* vsock_listening's answer */
-	unsigned nlistening;
-	unsigned accept_waits;           /* vsock_accept_wait true - false */
 };
 
 static struct run *cur;
@@ -243,6 +243,15 @@ int __wrap_fuse_reply_attr(fuse_req_t req, const struct stat *attr,
 	return 0;
 }
 
+/* The size of an attribute (a GETXATTR or LISTXATTR of size 0). */
+int __wrap_fuse_reply_xattr(fuse_req_t req, size_t count);
+int __wrap_fuse_reply_xattr(fuse_req_t req, size_t count)
+{
+	(void)count;
+	(void)answered(req);
+	return 0;
+}
+
 int __wrap_fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi);
 int __wrap_fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi)
 {
@@ -267,157 +276,31 @@ int __wrap_fuse_lowlevel_notify_poll(struct fuse_pollhandle *ph)
 	return 0;
 }
 
-/* --- the fake device ------------------------------------------------------ */
-
-static void be_host_wrote(struct chan *c)
-{
-	(void)c;
-}
-
-static void be_host_consumed(struct chan *c, size_t n)
-{
-	(void)c;
-	(void)n;
-}
-
-static void be_host_shutdown(struct chan *c)
-{
-	(void)c;
-}
-
-static void be_host_close(struct chan *c)
-{
-	(void)c;
-}
-
-static const struct chan_backend fake_be = {
-	.host_wrote = be_host_wrote,
-	.host_consumed = be_host_consumed,
-	.host_shutdown = be_host_shutdown,
-	.host_close = be_host_close,
-	.reads_parked = true,
-};
-
-static void listening_add(uint32_t port);
-
-static struct chan *fake_conn(uint32_t port)
-{
-	struct chan *c;
-
-	if (cur->nconns >= MAX_CONNS)
-		return NULL;
-	c = chan_new(&cur->chans, WIN, &fake_be, NULL, "fuzz");
-	CHECK(c);
-	cur->conn_port[cur->nconns] = port;
-	cur->conns[cur->nconns++] = c;
-	return c;
-}
-
-int __wrap_vsock_connect(struct vsock *v, uint32_t port, struct chan **out);
-int __wrap_vsock_connect(struct vsock *v, uint32_t port, struct chan **out)
-{
-	(void)v;
-	if (!(*out = fake_conn(port)))
-		return -EADDRINUSE;
-	chan_ref(*out);
-	return 0;
-}
-
-int __wrap_vsock_accept(struct vsock *v, uint32_t port, struct chan **out);
-int __wrap_vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
-{
-	unsigned i;
-
-	(void)v;
-	listening_add(port);
-	for (i = 0; i < cur->nconns; i++) {
-		if (cur->queued[i] && cur->conn_port[i] == port) {
-			cur->queued[i] = false;
-			chan_ref(cur->conns[i]);
-			*out = cur->conns[i];
-			return 0;
-		}
-	}
-	return -EAGAIN;
-}
-
-/* A port listens from its first listen, accept or wait on (a model of
- * vsock's rule: what it needs here is that the list is plausible). */
-static void listening_add(uint32_t port)
-{
-	unsigned i;
-
-	for (i = 0; i < cur->nlistening; i++)
-		if (cur->listening[i] == port)
-			return;
-	if (cur->nlistening < MAX_PORTS)
-		cur->listening[cur->nlistening++] = port;
-}
-
-void __wrap_vsock_listen(struct vsock *v, uint32_t port);
-void __wrap_vsock_listen(struct vsock *v, uint32_t port)
-{
-	(void)v;
-	listening_add(port);
-}
-
-/* Every wait fs starts it ends, once: checked at the end. */
-void __wrap_vsock_accept_wait(struct vsock *v, uint32_t port, bool waiting);
-void __wrap_vsock_accept_wait(struct vsock *v, uint32_t port, bool waiting)
-{
-	(void)v;
-	if (waiting) {
-		listening_add(port);
-		cur->accept_waits++;
-	} else {
-		CHECK(cur->accept_waits > 0);
-		cur->accept_waits--;
-	}
-}
-
-size_t __wrap_vsock_listening(const struct vsock *v, uint32_t *ports,
-                              size_t max);
-size_t __wrap_vsock_listening(const struct vsock *v, uint32_t *ports,
-                              size_t max)
-{
-	size_t i;
-
-	(void)v;
-	for (i = 0; i < cur->nlistening && i < max; i++)
-		ports[i] = cur->listening[i];
-	return cur->nlistening;
-}
-
-void __wrap_vsock_status(const struct vsock *v, FILE *out);
-void __wrap_vsock_status(const struct vsock *v, FILE *out)
-{
-	(void)v;
-	fputs("fuzz vsock device\n", out);
-}
-
 /* b: what the guest of connection a does. */
 static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 {
 	static const int errs[] = { ECONNRESET, ECONNREFUSED, ETIMEDOUT };
 	static char data[256];
-	struct iovec iov[3];
+	struct iovec iov[2];
 	struct chan *ch;
 	unsigned i = a;
 	int n;
 
 	if ((b & 7) == 7) {
-		/* a guest connects to host port c and waits to be accepted */
-		if ((ch = fake_conn(c))) {
-			chan_opened(ch);
-			cur->queued[cur->nconns - 1] = true;
-			if (cur->incoming)
-				cur->incoming(cur->incoming_arg, c);
-		}
+		/* a guest connects to name c (vsock/listen, or
+		 * parentless/svc when d is odd, with args when d & 2) and
+		 * waits to be accepted */
+		char name[4];
+
+		snprintf(name, sizeof name, "%u", c % 32);
+		(void)fakedir_incoming(&cur->dir,
+		                       d & 1 ? cur->dir.svc : cur->dir.listen,
+		                       name, d & 2 ? "a=1" : NULL);
 		return;
 	}
-	if (cur->nconns == 0)
+	if (cur->dir.nconns == 0)
 		return;
-	ch = cur->conns[i % cur->nconns];
+	ch = cur->dir.conns[i % cur->dir.nconns];
 	switch (b & 7) {
 	case 0:
 		chan_opened(ch);
@@ -441,15 +324,11 @@ static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 		chan_reset(ch, errs[c % 3]);
 		break;
 	default:
-		/* the guest takes what the host wrote (a parked write's
-		 * bytes in place too) */
-		n = chan_guest_peek(ch, iov, (size_t)d * 64 + 1);
+		/* the guest takes what the host wrote */
+		n = ring_peek(&ch->to_guest, iov, (size_t)d * 64 + 1);
 		if (n > 0) {
-			size_t len = 0;
-			int i;
+			size_t len = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
 
-			for (i = 0; i < n; i++)
-				len += iov[i].iov_len;
 			chan_guest_took(ch, len);
 		}
 		break;
@@ -475,20 +354,30 @@ static struct freq *req_new(int op)
 	return NULL;
 }
 
+static fuse_ino_t dir_ino(const char *path)
+{
+	const struct fs_node *n = fs_dir_node(&cur->fs, path);
+
+	CHECK(n);
+	return n->ino;
+}
+
 static fuse_ino_t pick_ino(uint8_t a)
 {
 	switch (a % 5) {
 	case 0:
 		return FS_INO_ROOT;
 	case 1:
-		return FS_INO_VSOCK;
+		return dir_ino("vsock");
 	case 2:
-		return FS_INO_LISTEN;
+		return dir_ino("vsock/listen");
 	case 3:
 		if (cur->ninos)
 			return cur->inos[(a / 5) % cur->ninos];
-		return FS_INO_STATUS;
+		return cur->fs.status_ino;
 	default:
+		if (a < 80)
+			return FS_INO_ROOT + (a / 5) % (cur->fs.nfixed + 2);
 		return a;
 	}
 }
@@ -633,7 +522,13 @@ static void request(uint8_t op, uint8_t a, uint8_t b, uint8_t c, uint8_t d,
 			release(fh, slot);
 		return;
 	case OP_GETATTR:
-		fs_op_getattr((fuse_req_t)q, pick_ino(a), NULL);
+		if ((b & 0xc0) != 0xc0)
+			fs_op_getattr((fuse_req_t)q, pick_ino(a), NULL);
+		else if (c & 1)
+			fs_op_listxattr((fuse_req_t)q, pick_ino(a), d);
+		else
+			fs_op_getxattr((fuse_req_t)q, pick_ino(a),
+			               d & 1 ? "user.x" : "user.chanfs.args", d);
 		break;
 	case OP_READDIR:
 		fs_op_opendir((fuse_req_t)q, pick_ino(a), &fi);
@@ -697,6 +592,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.loop = loop_new();
 	CHECK(r.loop);
 	chan_set_init(&r.chans);
+	chandirs_init(&r.dirs);
+	CHECK(fakedir_register(&r.dir, &r.dirs, &r.chans, WIN, MAX_CONNS) == 0);
 	r.fs.loop = r.loop;
 	r.fs.chans = &r.chans;
 	r.fs.uid = getuid();
@@ -705,10 +602,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * or the end. */
 	r.fs.linger_ms = 60000;
 	clock_gettime(CLOCK_REALTIME, &r.fs.born);
-	fs_nodes_init(&r.fs.nodes);
 	TAILQ_INIT(&r.fs.files);
-	r.incoming = fs_file_incoming;
-	r.incoming_arg = &r.fs;
+	CHECK(fs_tree_init(&r.fs, &r.dirs) == 0);
+	chandirs_on_ready(&r.dirs, fs_file_ready, &r.fs);
 
 	while (size - pos >= 5) {
 		const uint8_t *h = data + pos;
@@ -732,12 +628,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < MAX_REQS; i++)
 		CHECK(!r.reqs[i].live);
 	CHECK(r.pollhandles == 0);
-	CHECK(r.accept_waits == 0);
-	for (i = 0; i < r.nconns; i++)
-		chan_unref(r.conns[i]);
+	CHECK(r.dir.waits == 0);
+	fakedir_forget(&r.dir);
 	CHECK(loop_turn(r.loop, false) >= 0);
 	CHECK(r.chans.count == 0);
-	fs_nodes_free(&r.fs.nodes);
+	fs_tree_free(&r.fs);
 	loop_free(r.loop);
 	cur = NULL;
 	return 0;

@@ -1,5 +1,5 @@
 /*
- * fuzz_options — the command line parser (fs_options_parse) against any
+ * fuzz_options — the command line parser (daemon_options_parse) against any
  * argument vector.
  *
  * The input is the arguments after argv[0], separated by NUL bytes (at
@@ -8,9 +8,9 @@
  * the same result both times: state getopt keeps between calls (a group
  * of short options left half-read by an error) must not leak into the
  * next parse.  Whatever the input: the result is 0,
- * FS_OPTIONS_DONE or -EINVAL; on 0 the socket and mountpoint are absolute
+ * DAEMON_OPTIONS_DONE or -EINVAL; on 0 the socket and mountpoint are absolute
  * paths, the mountpoint a directory, the vsock settings within their
- * documented ranges and every -l port listed; fs_options_free releases
+ * documented ranges and every -l port listed; daemon_options_free releases
  * everything (ASan's leak check).
  */
 #include <errno.h>
@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chanfs/fs.h"
+#include "options.h"
 
 #define FUZZ_OPTIONS_MAX_ARGS 64
 
@@ -33,7 +33,7 @@
 	} \
 } while (0)
 
-static void check_parsed(const struct fs_options *o)
+static void check_parsed(const struct daemon_options *o)
 {
 	struct stat st;
 
@@ -54,7 +54,7 @@ static void check_parsed(const struct fs_options *o)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *argv[FUZZ_OPTIONS_MAX_ARGS + 2];
-	struct fs_options o, o2;
+	struct daemon_options o, o2;
 	char *buf;
 	size_t pos = 0;
 	int argc = 0, rc, again;
@@ -72,11 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	argv[argc] = NULL;
 
-	rc = fs_options_parse(&o, argc, argv);
-	CHECK(rc == 0 || rc == FS_OPTIONS_DONE || rc == -EINVAL);
+	rc = daemon_options_parse(&o, argc, argv);
+	CHECK(rc == 0 || rc == DAEMON_OPTIONS_DONE || rc == -EINVAL);
 	if (rc == 0)
 		check_parsed(&o);
-	again = fs_options_parse(&o2, argc, argv);
+	again = daemon_options_parse(&o2, argc, argv);
 	CHECK(again == rc);
 	if (rc == 0) {
 		CHECK(!strcmp(o.socket, o2.socket));
@@ -89,8 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(!o.fuse_opts == !o2.fuse_opts);
 		CHECK(!o.fuse_opts || !strcmp(o.fuse_opts, o2.fuse_opts));
 	}
-	fs_options_free(&o);
-	fs_options_free(&o2);
+	daemon_options_free(&o);
+	daemon_options_free(&o2);
 	free(buf);
 	fflush(stdout);
 	return 0;

@@ -38,11 +38,10 @@
 #include "chanfs/fs.h"
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
-#include "chanfs/vsock.h"
+#include "fakedir.h"
 #include "fs_private.h"
 #include "test_fs_fake.h"
 
-#define MAX_CONNS 64
 /* Bytes one action can carry each way (guest_send, guest_drain). */
 #define SHARED_DATA (64u << 10)
 
@@ -51,7 +50,9 @@ struct act {
 	unsigned conn;
 	size_t len;
 	int err;
-	uint32_t port;
+	enum fake_dir dir;          /* FA_INCOMING */
+	char name[FAKEDIR_NAME_MAX + 1];
+	char args[64];              /* FA_INCOMING; "" for none */
 	size_t got;
 	unsigned count;
 };
@@ -63,20 +64,14 @@ struct shared {
 	char data[SHARED_DATA];
 };
 
-/* The child's state: the fake device and the file system. */
+/* The child's state: the fake provider and the file system. */
 struct fake {
 	struct loop *loop;
 	struct chan_set chans;
+	struct chandirs dirs;
+	struct fakedir dir;
 	struct fs *fs;
 	struct event *call_ev;
-	void (*incoming)(void *, uint32_t);
-	void *incoming_arg;
-	bool no_driver;
-	struct chan *conns[MAX_CONNS];    /* the device's references */
-	uint32_t conn_port[MAX_CONNS];
-	bool queued[MAX_CONNS];           /* waiting in the accept queue */
-	unsigned nconns;
-	unsigned host_closes;
 };
 
 static struct fake fk;              /* child */
@@ -84,113 +79,6 @@ static struct shared *sh;           /* both */
 static int call_pipe[2];            /* both */
 static pid_t child;                 /* parent */
 static char dir[64], mnt[96];       /* both */
-
-/* --- the fake device (child, loop thread) ------------------------------- */
-
-static void be_host_wrote(struct chan *c)
-{
-	(void)c;
-}
-
-static void be_host_consumed(struct chan *c, size_t n)
-{
-	(void)c;
-	(void)n;
-}
-
-static void be_host_shutdown(struct chan *c)
-{
-	(void)c;
-}
-
-static void be_host_close(struct chan *c)
-{
-	(void)c;
-	fk.host_closes++;
-}
-
-static const struct chan_backend fake_be = {
-	.host_wrote = be_host_wrote,
-	.host_consumed = be_host_consumed,
-	.host_shutdown = be_host_shutdown,
-	.host_close = be_host_close,
-};
-
-static struct chan *fake_conn(uint32_t port)
-{
-	char name[32];
-	struct chan *c;
-
-	snprintf(name, sizeof name, "fake %u#%u", port, fk.nconns);
-	c = chan_new(&fk.chans, FAKE_WIN, &fake_be, NULL, name);
-	if (!c || fk.nconns >= MAX_CONNS)
-		abort();	/* the parent's calls then fail */
-	fk.conn_port[fk.nconns] = port;
-	fk.conns[fk.nconns++] = c;
-	return c;
-}
-
-int vsock_connect(struct vsock *v, uint32_t port, struct chan **out)
-{
-	(void)v;
-	if (fk.no_driver)
-		return -ENOTCONN;
-	*out = fake_conn(port);
-	chan_ref(*out);		/* the caller's */
-	return 0;
-}
-
-int vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
-{
-	unsigned i;
-
-	(void)v;
-	for (i = 0; i < fk.nconns; i++) {
-		if (fk.queued[i] && fk.conn_port[i] == port) {
-			fk.queued[i] = false;
-			chan_ref(fk.conns[i]);
-			*out = fk.conns[i];
-			return 0;
-		}
-	}
-	return -EAGAIN;
-}
-
-void vsock_listen(struct vsock *v, uint32_t port)
-{
-	(void)v;
-	(void)port;
-}
-
-/* Listening ports have no life of their own here. */
-void vsock_accept_wait(struct vsock *v, uint32_t port, bool waiting)
-{
-	(void)v;
-	(void)port;
-	(void)waiting;
-}
-
-size_t vsock_listening(const struct vsock *v, uint32_t *ports, size_t max)
-{
-	(void)v;
-	(void)ports;
-	(void)max;
-	return 0;
-}
-
-void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
-                       void *arg)
-{
-	(void)v;
-	fk.incoming = fn;
-	fk.incoming_arg = arg;
-}
-
-void vsock_status(const struct vsock *v, FILE *out)
-{
-	(void)v;
-	fputs("fake vsock device\n", out);
-}
 
 /* --- actions (child, loop thread) --------------------------------------- */
 
@@ -201,35 +89,35 @@ static void do_nothing(struct act *a)
 
 static void do_opened(struct act *a)
 {
-	chan_opened(fk.conns[a->conn]);
+	chan_opened(fk.dir.conns[a->conn]);
 }
 
 static void do_send(struct act *a)
 {
 	struct iovec iov = { .iov_base = sh->data, .iov_len = a->len };
 
-	a->got = chan_guest_send(fk.conns[a->conn], &iov, 1);
+	a->got = chan_guest_send(fk.dir.conns[a->conn], &iov, 1);
 }
 
 static void do_eof(struct act *a)
 {
-	chan_guest_eof(fk.conns[a->conn]);
+	chan_guest_eof(fk.dir.conns[a->conn]);
 }
 
 static void do_norecv(struct act *a)
 {
-	chan_guest_norecv(fk.conns[a->conn]);
+	chan_guest_norecv(fk.dir.conns[a->conn]);
 }
 
 static void do_reset(struct act *a)
 {
-	chan_reset(fk.conns[a->conn], a->err);
+	chan_reset(fk.dir.conns[a->conn], a->err);
 }
 
 /* The guest takes up to len bytes of what the host wrote. */
 static void do_drain(struct act *a)
 {
-	struct chan *c = fk.conns[a->conn];
+	struct chan *c = fk.dir.conns[a->conn];
 	struct iovec iov[2];
 	int n, i;
 
@@ -242,22 +130,22 @@ static void do_drain(struct act *a)
 	chan_guest_took(c, a->got);
 }
 
-/* A guest connection to host port a->port is queued for accept. */
+/* A guest connection to a->name in a->dir is queued for accept. */
 static void do_incoming(struct act *a)
 {
-	struct chan *c = fake_conn(a->port);
+	struct chandir *d = a->dir == FAKE_SVC ? fk.dir.svc : fk.dir.listen;
+	int conn = fakedir_incoming(&fk.dir, d, a->name,
+	                            a->args[0] ? a->args : NULL);
 
-	chan_opened(c);
-	fk.queued[fk.nconns - 1] = true;
-	a->conn = fk.nconns - 1;
-	if (fk.incoming)
-		fk.incoming(fk.incoming_arg, a->port);
+	if (conn < 0)
+		abort();	/* the parent's calls then fail */
+	a->conn = (unsigned)conn;
 }
 
 static void do_no_driver(struct act *a)
 {
 	(void)a;
-	fk.no_driver = true;
+	fk.dir.no_driver = true;
 }
 
 static void do_linger(struct act *a)
@@ -285,17 +173,27 @@ static void do_count_parked(struct act *a)
 
 static void do_count_conns(struct act *a)
 {
-	a->count = fk.nconns;
+	a->count = fk.dir.nconns;
 }
 
 static void do_host_closes(struct act *a)
 {
-	a->count = fk.host_closes;
+	a->count = fk.dir.host_closes;
+}
+
+static void do_count_waits(struct act *a)
+{
+	a->count = (unsigned)fk.dir.waits;
+}
+
+static void do_count_releases(struct act *a)
+{
+	a->count = fk.dir.releases;
 }
 
 static void do_ring_used(struct act *a)
 {
-	a->count = ring_used(&fk.conns[a->conn]->to_guest);
+	a->count = ring_used(&fk.dir.conns[a->conn]->to_guest);
 }
 
 static void do_count_pollhandles(struct act *a)
@@ -333,19 +231,8 @@ static void do_count_nodes(struct act *a)
 /* Drop the device's references: the test's connections are over. */
 static void do_forget_conns(struct act *a)
 {
-	unsigned i;
-
 	(void)a;
-	for (i = 0; i < fk.nconns; i++) {
-		chan_reset(fk.conns[i], ECONNRESET);
-		if (fk.queued[i])
-			chan_unref(fk.conns[i]);	/* the queue's */
-		chan_unref(fk.conns[i]);
-		fk.queued[i] = false;
-	}
-	fk.nconns = 0;
-	fk.no_driver = false;
-	fk.host_closes = 0;
+	fakedir_forget(&fk.dir);
 }
 
 static void do_stop(struct act *a)
@@ -381,6 +268,8 @@ static void (*const fake_actions[])(struct act *) = {
 	[FA_QUERY + FQ_PARKED_WRITE_SIZE] = do_parked_write_size,
 	[FA_QUERY + FQ_CHANS] = do_count_chans,
 	[FA_QUERY + FQ_NODES] = do_count_nodes,
+	[FA_QUERY + FQ_WAITS] = do_count_waits,
+	[FA_QUERY + FQ_RELEASES] = do_count_releases,
 };
 
 static void on_call(evutil_socket_t fd, short what, void *arg)
@@ -396,11 +285,19 @@ static void on_call(evutil_socket_t fd, short what, void *arg)
 	sem_post(&sh->done);
 }
 
+/* fs_config's status lines: after every directory's. */
+static void fake_transport_status(void *arg, FILE *out)
+{
+	(void)arg;
+	fputs("fake transport\n", out);
+}
+
 /* The daemon: mount, serve until FA_STOP, unmount.  Exits 0 when all went
  * well (and, in a sanitizer build, nothing leaked). */
 static void child_main(pid_t parent)
 {
-	struct fs_config cfg = { .close_timeout_ms = FAKE_LINGER_MS };
+	struct fs_config cfg = { .close_timeout_ms = FAKE_LINGER_MS,
+	                         .status = fake_transport_status };
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
@@ -408,10 +305,13 @@ static void child_main(pid_t parent)
 	log_init("test-fs-stream", getenv("CHANFS_DEBUG") != NULL);
 	fk.loop = loop_new();
 	chan_set_init(&fk.chans);
+	chandirs_init(&fk.dirs);
+	if (fakedir_register(&fk.dir, &fk.dirs, &fk.chans, FAKE_WIN, 0) < 0)
+		_exit(1);
 	cfg.mountpoint = mnt;
 	/* If this process is killed, no dead mount stays behind. */
 	cfg.fuse_opts = "auto_unmount";
-	fk.fs = fs_new(fk.loop, &fk.chans, (struct vsock *)&fk, &cfg);
+	fk.fs = fs_new(fk.loop, &fk.chans, &fk.dirs, &cfg);
 	if (fk.fs) {
 		fk.call_ev = event_new(loop_base(fk.loop), call_pipe[0],
 		                       EV_READ | EV_PERSIST, on_call, NULL);
@@ -596,8 +496,19 @@ size_t guest_drain(unsigned conn, char *out, size_t len)
 
 unsigned guest_incoming(uint32_t port)
 {
-	struct act a = { .port = port };
+	char name[16];
 
+	snprintf(name, sizeof name, "%u", port);
+	return guest_incoming_to(FAKE_LISTEN, name, NULL);
+}
+
+unsigned guest_incoming_to(enum fake_dir d, const char *name,
+                           const char *args)
+{
+	struct act a = { .dir = d };
+
+	snprintf(a.name, sizeof a.name, "%s", name);
+	snprintf(a.args, sizeof a.args, "%s", args ? args : "");
 	run(FA_INCOMING, 0, &a);
 	return a.conn;
 }

@@ -1,10 +1,12 @@
 /*
- * A fake vsock device for testing fs/ without a VMM (test_fs_stream.c).
+ * A fake provider for testing fs/ without a VMM (test_fs_stream.c).
  *
  * The real fs/ code is mounted (as root, on a fresh temporary directory)
- * and served by a child process that dies with the test process.  The
- * fake replaces the vsock calls fs makes (connect, accept, listen,
- * on_incoming, status); the real vsock objects are not linked.  Every
+ * and served by a child process that dies with the test process.  Its
+ * directories come from the fake provider of tests/fakedir.h, registered
+ * through chandir.h as a device registers its own: vsock (connect),
+ * vsock/listen (accept), shared (one channel per name, atomic writes, no
+ * linger) and parentless/svc (accept, unlisted).  Every
  * channel is created with a FAKE_WIN window, and the test plays the guest:
  * each guest_* call runs on the daemon's loop and returns when done, so
  * the deferred work it caused (fs answering parked requests) follows in
@@ -43,7 +45,7 @@ int fake_test_teardown(void **state);
 
 /* MOUNTPOINT/rel (a static buffer: use it before the next call). */
 const char *fake_path(const char *rel);
-/* vsock_connect says -ENOTCONN (no driver) until the test ends. */
+/* vsock opens say -ENOTCONN (no driver) until the test ends. */
 void fake_no_driver(void);
 /* How long a close waits for delivery from now on (fake_test_teardown
  * restores FAKE_LINGER_MS). */
@@ -57,9 +59,14 @@ void guest_norecv(unsigned conn);                 /* SHUTDOWN(RCV) */
 void guest_reset(unsigned conn, int err);         /* chan_reset(err) */
 /* Take up to len bytes the host wrote; returns the count. */
 size_t guest_drain(unsigned conn, char *out, size_t len);
-/* A guest connection to host port, established and queued for accept;
- * returns its number. */
+/* A guest connection to host port (vsock/listen/<port>), established and
+ * queued for accept; returns its number. */
 unsigned guest_incoming(uint32_t port);
+enum fake_dir { FAKE_LISTEN, FAKE_SVC };
+/* The same for name in vsock/listen or parentless/svc, carrying args
+ * (chan->args; NULL: none). */
+unsigned guest_incoming_to(enum fake_dir d, const char *name,
+                           const char *args);
 
 /* --- what the daemon holds ------------------------------------------------ */
 enum fake_query {
@@ -72,6 +79,8 @@ enum fake_query {
 	FQ_PARKED_WRITE_SIZE,  /* size of the parked write, as the kernel sent it */
 	FQ_CHANS,              /* live channels */
 	FQ_NODES,              /* dynamic (per-connection) nodes */
+	FQ_WAITS,              /* accept waits started and not ended */
+	FQ_RELEASES,           /* shared's release op calls this test */
 };
 unsigned fake_count(enum fake_query q, unsigned conn);
 /* Wait until fake_count(q, conn) >= want, or until it is 0. */

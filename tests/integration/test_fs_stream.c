@@ -1,5 +1,5 @@
 /*
- * fs against a fake vsock device (test_fs_fake.h): the real fs/ code
+ * fs against a fake provider (test_fs_fake.h, tests/fakedir.h): the real fs/ code
  * serving a mount from a child process, the test doing file I/O on the
  * mount and scripting the "guest" side of each channel.  This checks the errno
  * table of include/chanfs/fs.h without a simulated VMM: parked reads and
@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <stdbool.h>
+#include <sys/xattr.h>
 
 #include "test_fs_fake.h"
 
@@ -761,6 +764,383 @@ static void test_status_lists_each_channel_with_its_counts(void **state)
 	close_failing_and_wait(fd, ETIMEDOUT, 1);
 }
 
+/* --- shared names (one channel for every open) ------------------------- */
+
+/* The shared channel of shared/s0, and its number. */
+static int open_shared(int flags, unsigned *conn)
+{
+	int fd = open(fake_path("shared/s0"), flags);
+
+	assert_true(fd >= 0);
+	/* Made at the first open; the newest connection is it. */
+	*conn = fake_count(FQ_CONNS, 0) - 1;
+	return fd;
+}
+
+static void test_shared_name_opens_share_one_inode_of_size_zero_and_one_channel(void **state)
+{
+	struct stat st1, st2;
+	unsigned c1, c2;
+	int fd1, fd2;
+
+	(void)state;
+	fd1 = open_shared(O_RDWR, &c1);
+	fd2 = open_shared(O_RDWR, &c2);
+	assert_int_equal(c1, c2);
+	assert_int_equal(fake_count(FQ_CONNS, 0), 1);
+	assert_int_equal(fstat(fd1, &st1), 0);
+	assert_int_equal(fstat(fd2, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	assert_int_equal(st1.st_size, 0);
+	assert_true(S_ISREG(st1.st_mode));
+	/* What one open writes, the guest reads once. */
+	assert_int_equal(write(fd1, "ab", 2), 2);
+	assert_int_equal(write(fd2, "cd", 2), 2);
+	assert_int_equal(fake_count(FQ_RING_USED, c1), 4);
+	/* Each close gives its reference back through the release op; the
+	 * device is never told to close the shared channel. */
+	assert_int_equal(close(fd1), 0);
+	fake_wait(FQ_RELEASES, 0, 1);
+	assert_int_equal(close(fd2), 0);
+	fake_wait(FQ_RELEASES, 0, 2);
+	assert_int_equal(fake_count(FQ_HOST_CLOSES, 0), 0);
+}
+
+static void test_shared_name_one_edge_wakes_the_poll_of_every_open(void **state)
+{
+	struct op p1 = { .kind = OP_POLL, .events = POLLIN };
+	struct op p2 = { .kind = OP_POLL, .events = POLLIN };
+	unsigned conn;
+
+	(void)state;
+	p1.fd = open_shared(O_RDWR, &conn);
+	p2.fd = open_shared(O_RDWR, &conn);
+	op_start(&p1);
+	op_start(&p2);
+	fake_wait(FQ_POLLHANDLES, 0, 2);
+	assert_false(atomic_load(&p1.done));
+	assert_false(atomic_load(&p2.done));
+	guest_send(conn, "x");
+	op_wait(&p1);
+	op_wait(&p2);
+	assert_true(p1.ret & POLLIN);
+	assert_true(p2.ret & POLLIN);
+	close(p1.fd);
+	close(p2.fd);
+}
+
+static void test_shared_name_each_byte_goes_to_one_of_two_parked_readers(void **state)
+{
+	char b1[4] = { 0 }, b2[4] = { 0 };
+	struct op r1 = { .kind = OP_READ, .buf = b1, .len = 1 };
+	struct op r2 = { .kind = OP_READ, .buf = b2, .len = 1 };
+	struct op *first, *second;
+	unsigned conn;
+
+	(void)state;
+	r1.fd = open_shared(O_RDWR, &conn);
+	r2.fd = open_shared(O_RDWR, &conn);
+	op_start(&r1);
+	op_start(&r2);
+	op_assert_blocked(&r1, 2);
+	assert_false(atomic_load(&r2.done));
+	guest_send(conn, "x");
+	/* One edge wakes both opens; the byte goes to one reader. */
+	while (!atomic_load(&r1.done) && !atomic_load(&r2.done))
+		usleep(1000);
+	first = atomic_load(&r1.done) ? &r1 : &r2;
+	second = first == &r1 ? &r2 : &r1;
+	op_wait(first);
+	assert_int_equal(first->ret, 1);
+	assert_int_equal(first->buf[0], 'x');
+	assert_int_equal(fake_count(FQ_PARKED, 0), 1);
+	assert_false(atomic_load(&second->done));
+	guest_send(conn, "y");
+	op_wait(second);
+	assert_int_equal(second->ret, 1);
+	assert_int_equal(second->buf[0], 'y');
+	close(r1.fd);
+	close(r2.fd);
+}
+
+/* --- CHANDIR_ATOMIC: writes up to 4 KiB whole ---------------------------- */
+
+static void test_atomic_write_that_does_not_fit_parks_whole_never_split(void **state)
+{
+	static char big[4096], out[WIN];
+	struct op w = { .kind = OP_WRITE, .buf = big, .len = sizeof big };
+	unsigned conn;
+	int fd, nfd;
+
+	(void)state;
+	memset(big, 'w', sizeof big);
+	fd = open_shared(O_RDWR, &conn);
+	nfd = open_shared(O_RDWR | O_NONBLOCK, &conn);
+	/* 3 KiB in the 4 KiB window: 1 KiB free. */
+	assert_int_equal(write(fd, big, 3072), 3072);
+	assert_int_equal(fake_count(FQ_RING_USED, conn), 3072);
+	/* Non-blocking: EAGAIN, not the 1 KiB that fits. */
+	errno = 0;
+	assert_int_equal(write(nfd, big, sizeof big), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(fake_count(FQ_RING_USED, conn), 3072);
+	/* Blocking: parked whole; nothing of it is taken. */
+	w.fd = fd;
+	op_start(&w);
+	op_assert_blocked(&w, 1);
+	assert_int_equal(fake_count(FQ_PARKED_WRITE_SIZE, 0), sizeof big);
+	assert_int_equal(fake_count(FQ_RING_USED, conn), 3072);
+	/* The guest takes 2 KiB: 3 KiB free, still not enough. */
+	assert_int_equal(guest_drain(conn, out, 2048), 2048);
+	assert_int_equal(fake_count(FQ_RING_USED, conn), 1024);
+	assert_false(atomic_load(&w.done));
+	/* The rest: the whole write goes in at once. */
+	assert_int_equal(guest_drain(conn, out, 1024), 1024);
+	op_wait(&w);
+	assert_int_equal(w.ret, sizeof big);
+	assert_int_equal(fake_count(FQ_RING_USED, conn), sizeof big);
+	assert_int_equal(guest_drain(conn, out, sizeof out), sizeof big);
+	assert_memory_equal(out, big, sizeof big);
+	close(nfd);
+	close(fd);
+}
+
+static void test_atomic_write_larger_than_4k_is_taken_as_it_fits(void **state)
+{
+	static char big[6000];
+	unsigned conn;
+	int fd;
+
+	(void)state;
+	memset(big, 'z', sizeof big);
+	fd = open_shared(O_RDWR | O_NONBLOCK, &conn);
+	assert_int_equal(write(fd, big, 1000), 1000);
+	/* Beyond CHANDIR_ATOMIC_MAX a write is a stream write again. */
+	assert_int_equal(write(fd, big, sizeof big), WIN - 1000);
+	close(fd);
+}
+
+/* --- CHANDIR_NO_LINGER --------------------------------------------------- */
+
+static void test_close_of_a_no_linger_file_returns_at_once_and_the_data_stays_queued(void **state)
+{
+	unsigned conn;
+	int fd;
+
+	(void)state;
+	/* A lingering close would wait 20 s and then fail ETIMEDOUT. */
+	fake_set_linger(FAKE_GUARD_STEPS);
+	fd = open_shared(O_RDWR, &conn);
+	assert_int_equal(write(fd, "abc", 3), 3);
+	assert_int_equal(close(fd), 0);
+	fake_wait(FQ_RELEASES, 0, 1);
+	assert_int_equal(fake_count(FQ_RING_USED, conn), 3);
+	assert_int_equal(fake_count(FQ_HOST_CLOSES, 0), 0);
+}
+
+/* --- the tree: listed, unlisted and parent-only directories ------------- */
+
+/* Whether directory rel lists name. */
+static bool dir_lists(const char *rel, const char *name)
+{
+	DIR *d = opendir(fake_path(rel));
+	struct dirent *e;
+	bool found = false;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		found = found || !strcmp(e->d_name, name);
+	closedir(d);
+	return found;
+}
+
+static unsigned dir_entries(const char *rel)
+{
+	DIR *d = opendir(fake_path(rel));
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void test_root_lists_status_and_each_top_directory(void **state)
+{
+	(void)state;
+	assert_true(dir_lists("", "status"));
+	assert_true(dir_lists("", "vsock"));
+	assert_true(dir_lists("", "shared"));
+	assert_true(dir_lists("", "parentless"));
+	assert_int_equal(dir_entries(""), 6);	/* ., .., and those four */
+	/* vsock lists no ports, only its subdirectory. */
+	assert_true(dir_lists("vsock", "listen"));
+	assert_int_equal(dir_entries("vsock"), 3);
+	/* shared lists its names. */
+	assert_true(dir_lists("shared", "s0"));
+	assert_true(dir_lists("shared", "s1"));
+	assert_int_equal(dir_entries("shared"), 4);
+}
+
+static void test_a_parent_nobody_registered_is_an_empty_directory_with_its_child(void **state)
+{
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(stat(fake_path("parentless"), &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_nlink, 3);
+	assert_true(dir_lists("parentless", "svc"));
+	assert_int_equal(dir_entries("parentless"), 3);
+	errno = 0;
+	assert_int_equal(stat(fake_path("parentless/other"), &st), -1);
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_int_equal(open(fake_path("parentless"), O_RDWR), -1);
+	assert_int_equal(errno, EISDIR);
+}
+
+static void test_an_unlisted_directory_lists_nothing_but_its_names_open(void **state)
+{
+	struct stat st;
+	unsigned conn;
+	int fd;
+
+	(void)state;
+	conn = guest_incoming_to(FAKE_SVC, "echo", NULL);
+	assert_int_equal(dir_entries("parentless/svc"), 2);	/* . and .. */
+	assert_int_equal(stat(fake_path("parentless/svc/echo"), &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_size, 0x7ffff000);
+	/* Names the directory refuses do not exist. */
+	errno = 0;
+	assert_int_equal(stat(fake_path("parentless/svc/Bad!"), &st), -1);
+	assert_int_equal(errno, ENOENT);
+	fd = open(fake_path("parentless/svc/echo"), O_RDWR | O_NONBLOCK);
+	assert_true(fd >= 0);
+	guest_send(conn, "hi");
+	close(fd);
+}
+
+static void test_vsock_listen_lists_what_its_directory_lists(void **state)
+{
+	(void)state;
+	(void)guest_incoming(7007);
+	assert_true(dir_lists("vsock/listen", "7007"));
+}
+
+/* --- accept: waits and chandir_ready ----------------------------------- */
+
+static void test_accept_waits_until_its_own_name_is_ready(void **state)
+{
+	struct op o = { .kind = OP_OPEN, .flags = O_RDWR };
+	unsigned other;
+	int fd;
+
+	(void)state;
+	o.path = strdup(fake_path("parentless/svc/a"));
+	op_start(&o);
+	op_assert_blocked(&o, 1);
+	assert_int_equal(fake_count(FQ_WAITS, 0), 1);
+	/* Another name's connection does not answer it... */
+	other = guest_incoming_to(FAKE_SVC, "b", NULL);
+	assert_int_equal(fake_count(FQ_PARKED, 0), 1);
+	assert_false(atomic_load(&o.done));
+	fd = open(fake_path("parentless/svc/b"), O_RDONLY | O_NONBLOCK);
+	assert_true(fd >= 0);
+	guest_send(other, "b");
+	close(fd);
+	/* ...its own does. */
+	(void)guest_incoming_to(FAKE_SVC, "a", NULL);
+	op_wait(&o);
+	assert_true(o.ret >= 0);
+	assert_int_equal(fake_count(FQ_WAITS, 0), 0);
+	close((int)o.ret);
+	free((char *)o.path);
+}
+
+static void test_an_accept_given_up_ends_its_wait(void **state)
+{
+	struct op o = { .kind = OP_OPEN, .flags = O_RDWR };
+
+	(void)state;
+	o.path = strdup(fake_path("parentless/svc/c"));
+	op_start(&o);
+	op_assert_blocked(&o, 1);
+	assert_int_equal(fake_count(FQ_WAITS, 0), 1);
+	pthread_kill(o.t, SIGUSR1);
+	op_wait(&o);
+	assert_int_equal(o.err, EINTR);
+	fake_wait_zero(FQ_WAITS);
+	free((char *)o.path);
+}
+
+/* --- status and the args attribute -------------------------------------- */
+
+static void test_status_has_each_directory_in_registration_order_then_the_transport(void **state)
+{
+	static const char *const order[] = {
+		"chanfs ", "fake vsock device\n", "fakedir vsock\n",
+		"fakedir vsock/listen\n", "fakedir shared\n",
+		"fakedir parentless/svc\n", "fake transport\n", "channels 0\n",
+	};
+	char text[4096];
+	const char *at = text;
+	ssize_t n;
+	size_t i;
+	int fd;
+
+	(void)state;
+	fd = open(fake_path("status"), O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, text, sizeof text - 1);
+	assert_true(n > 0);
+	text[n] = 0;
+	close(fd);
+	for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+		const char *p = strstr(at, order[i]);
+
+		if (!p)
+			fail_msg("status: \"%s\" missing or out of order in:\n%s",
+			         order[i], text);
+		at = p + strlen(order[i]);
+	}
+}
+
+static void test_args_xattr_holds_what_the_guest_sent_with_the_connection(void **state)
+{
+	char buf[64];
+	unsigned conn;
+	int fd, plain;
+
+	(void)state;
+	(void)guest_incoming_to(FAKE_SVC, "cfg", "k=v,1");
+	fd = open(fake_path("parentless/svc/cfg"), O_RDWR | O_NONBLOCK);
+	assert_true(fd >= 0);
+	assert_int_equal(fgetxattr(fd, "user.chanfs.args", NULL, 0), 5);
+	memset(buf, 0, sizeof buf);
+	assert_int_equal(fgetxattr(fd, "user.chanfs.args", buf, sizeof buf), 5);
+	assert_string_equal(buf, "k=v,1");
+	errno = 0;
+	assert_int_equal(fgetxattr(fd, "user.chanfs.args", buf, 2), -1);
+	assert_int_equal(errno, ERANGE);
+	errno = 0;
+	assert_int_equal(fgetxattr(fd, "user.other", buf, sizeof buf), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_int_equal(flistxattr(fd, buf, sizeof buf),
+	                 sizeof "user.chanfs.args");
+	assert_string_equal(buf, "user.chanfs.args");
+	/* A channel without args has none. */
+	plain = open_accepted(7010, O_RDWR | O_NONBLOCK, &conn);
+	errno = 0;
+	assert_int_equal(fgetxattr(plain, "user.chanfs.args", buf, sizeof buf), -1);
+	assert_int_equal(errno, ENODATA);
+	assert_int_equal(flistxattr(plain, buf, sizeof buf), 0);
+	close(plain);
+	close(fd);
+}
+
 #define T(name) cmocka_unit_test_teardown(name, fake_test_teardown)
 
 int main(void)
@@ -805,6 +1185,20 @@ int main(void)
 		T(test_close_after_the_guest_stopped_receiving_fails_with_epipe),
 		T(test_repeated_lookups_do_not_pile_up_nodes),
 		T(test_status_lists_each_channel_with_its_counts),
+		T(test_shared_name_opens_share_one_inode_of_size_zero_and_one_channel),
+		T(test_shared_name_one_edge_wakes_the_poll_of_every_open),
+		T(test_shared_name_each_byte_goes_to_one_of_two_parked_readers),
+		T(test_atomic_write_that_does_not_fit_parks_whole_never_split),
+		T(test_atomic_write_larger_than_4k_is_taken_as_it_fits),
+		T(test_close_of_a_no_linger_file_returns_at_once_and_the_data_stays_queued),
+		T(test_root_lists_status_and_each_top_directory),
+		T(test_a_parent_nobody_registered_is_an_empty_directory_with_its_child),
+		T(test_an_unlisted_directory_lists_nothing_but_its_names_open),
+		T(test_vsock_listen_lists_what_its_directory_lists),
+		T(test_accept_waits_until_its_own_name_is_ready),
+		T(test_an_accept_given_up_ends_its_wait),
+		T(test_status_has_each_directory_in_registration_order_then_the_transport),
+		T(test_args_xattr_holds_what_the_guest_sent_with_the_connection),
 	};
 
 	return cmocka_run_group_tests(tests, fake_group_setup, fake_group_teardown);

@@ -1,5 +1,7 @@
 /*
  * chanfs: the vhost-user vsock device and the file system on one loop.
+ * The devices register their directories of channels (chandir.h); fs/
+ * serves whatever is registered.
  */
 #include <errno.h>
 #include <signal.h>
@@ -7,11 +9,13 @@
 #include <string.h>
 
 #include "chanfs/chan.h"
+#include "chanfs/chandir.h"
 #include "chanfs/fs.h"
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
 #include "chanfs/vsock.h"
 #include "chanfs/vu.h"
+#include "options.h"
 
 /* The front-end's line of status. */
 static void main_status(void *arg, FILE *out)
@@ -21,9 +25,10 @@ static void main_status(void *arg, FILE *out)
 
 int main(int argc, char **argv)
 {
-	struct fs_options o;
+	struct daemon_options o;
 	struct fs_config fc;
 	struct chan_set chans;
+	struct chandirs dirs;
 	struct loop *l;
 	struct vsock *v;
 	struct vu *vu;
@@ -31,10 +36,10 @@ int main(int argc, char **argv)
 	unsigned i;
 	int rc;
 
-	rc = fs_options_parse(&o, argc, argv);
+	rc = daemon_options_parse(&o, argc, argv);
 	if (rc) {
-		fs_options_free(&o);
-		return rc == FS_OPTIONS_DONE ? 0 : 2;
+		daemon_options_free(&o);
+		return rc == DAEMON_OPTIONS_DONE ? 0 : 2;
 	}
 	log_init("chanfs", o.debug);
 	/* A peer (VMM socket, log reader) going away is an error return,
@@ -45,9 +50,12 @@ int main(int argc, char **argv)
 	if (!l)
 		fatal("cannot create the event loop");
 	chan_set_init(&chans);
+	chandirs_init(&dirs);
 	v = vsock_new(l, &o.vsock, &chans);
 	if (!v)
 		fatal("cannot create the vsock device");
+	if (vsock_register(v, &dirs) < 0)
+		fatal("cannot register the vsock directories");
 	for (i = 0; i < o.nlisten; i++)
 		vsock_listen(v, o.listen[i]);
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
@@ -60,13 +68,13 @@ int main(int argc, char **argv)
 	fc.status = main_status;
 	fc.status_arg = vu;
 	fc.close_timeout_ms = o.vsock.close_timeout_ms;
-	fs = fs_new(l, &chans, v, &fc);
+	fs = fs_new(l, &chans, &dirs, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
 		vu_free(vu);
 		vsock_free(v);
 		loop_free(l);
-		fs_options_free(&o);
+		daemon_options_free(&o);
 		return rc;
 	}
 	log_info("serving vsock (guest CID %llu) on %s",
@@ -82,6 +90,6 @@ int main(int argc, char **argv)
 	vu_free(vu);
 	vsock_free(v);
 	loop_free(l);
-	fs_options_free(&o);
+	daemon_options_free(&o);
 	return rc < 0 ? 1 : 0;
 }

@@ -14,24 +14,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs_private.h"
+#define FUSE_USE_VERSION 310
 
-#define FS_DEFAULT_CID 3
-#define FS_DEFAULT_BUF_SIZE (256u * 1024)
-#define FS_DEFAULT_CONNECT_TIMEOUT 2000
-#define FS_DEFAULT_CLOSE_TIMEOUT 2000
-#define FS_DEFAULT_BACKLOG 16
-#define FS_DEFAULT_ACCEPT_TIMEOUT 30000
-#define FS_DEFAULT_LISTEN_LINGER 5000
+#include <fuse_lowlevel.h>
 
-#define FS_MIN_BUF_SIZE (4u * 1024)
-#define FS_MAX_BUF_SIZE (64u * 1024 * 1024)
-#define FS_MAX_TIMEOUT 3600000u		/* an hour, in ms */
-#define FS_MAX_BACKLOG 65535u
+#include "options.h"
+
+#define OPT_DEFAULT_CID 3
+#define OPT_DEFAULT_BUF_SIZE (256u * 1024)
+#define OPT_DEFAULT_CONNECT_TIMEOUT 2000
+#define OPT_DEFAULT_CLOSE_TIMEOUT 2000
+#define OPT_DEFAULT_BACKLOG 16
+#define OPT_DEFAULT_ACCEPT_TIMEOUT 30000
+#define OPT_DEFAULT_LISTEN_LINGER 5000
+
+#define OPT_MIN_BUF_SIZE (4u * 1024)
+#define OPT_MAX_BUF_SIZE (64u * 1024 * 1024)
+#define OPT_MAX_TIMEOUT 3600000u		/* an hour, in ms */
+#define OPT_MAX_BACKLOG 65535u
 /* Guest CIDs: 0-2 are reserved (hypervisor, local, host), -1U is "any". */
-#define FS_MIN_CID 3
-#define FS_MAX_CID 0xfffffffeULL
-#define FS_MAX_PORT 0xfffffffeULL
+#define OPT_MIN_CID 3
+#define OPT_MAX_CID 0xfffffffeULL
+#define OPT_MAX_PORT 0xfffffffeULL
 
 enum {
 	OPT_CID = 256,
@@ -43,7 +47,7 @@ enum {
 	OPT_LISTEN_LINGER,
 };
 
-static const struct option fs_long_options[] = {
+static const struct option opt_long_options[] = {
 	{ "socket", required_argument, NULL, 's' },
 	{ "cid", required_argument, NULL, OPT_CID },
 	{ "buf-size", required_argument, NULL, OPT_BUF_SIZE },
@@ -60,10 +64,10 @@ static const struct option fs_long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static const char fs_usage_line[] =
+static const char opt_usage_line[] =
 	"usage: chanfs [OPTIONS] -s SOCKET MOUNTPOINT (chanfs --help for more)\n";
 
-static void fs_help(FILE *out)
+static void opt_help(FILE *out)
 {
 	fputs("usage: chanfs [OPTIONS] -s SOCKET MOUNTPOINT\n"
 	      "\n"
@@ -99,9 +103,9 @@ static void fs_help(FILE *out)
 	      "fusermount3 -u unmount and end chanfs with status 0.\n", out);
 }
 
-static int fs_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int opt_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int fs_bad(const char *fmt, ...)
+static int opt_bad(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -116,7 +120,7 @@ static int fs_bad(const char *fmt, ...)
 /* Plain decimal, optionally followed by K or M when suffixes is set.  No
  * sign, no spaces, no other base: a value either reads as written or is
  * rejected. */
-static bool fs_parse_u64(const char *s, bool suffixes, uint64_t *out)
+static bool opt_parse_u64(const char *s, bool suffixes, uint64_t *out)
 {
 	uint64_t v = 0, mult = 1;
 	const char *p = s;
@@ -144,25 +148,25 @@ static bool fs_parse_u64(const char *s, bool suffixes, uint64_t *out)
 }
 
 /* A number in [min, max], or one line and -EINVAL. */
-static int fs_parse_range(const char *opt, const char *s, const char *what,
+static int opt_parse_range(const char *opt, const char *s, const char *what,
                           uint64_t min, uint64_t max, uint64_t *out)
 {
-	if (!fs_parse_u64(s, false, out))
-		return fs_bad("%s: '%s' is not %s", opt, s, what);
+	if (!opt_parse_u64(s, false, out))
+		return opt_bad("%s: '%s' is not %s", opt, s, what);
 	if (*out < min || *out > max)
-		return fs_bad("%s: %s is out of range (%" PRIu64 "..%" PRIu64 ")",
+		return opt_bad("%s: %s is out of range (%" PRIu64 "..%" PRIu64 ")",
 		              opt, s, min, max);
 	return 0;
 }
 
-static int fs_parse_buf_size(const char *s, uint32_t *out)
+static int opt_parse_buf_size(const char *s, uint32_t *out)
 {
 	uint64_t v;
 
-	if (!fs_parse_u64(s, true, &v))
-		return fs_bad("--buf-size: '%s' is not a size", s);
-	if (v < FS_MIN_BUF_SIZE || v > FS_MAX_BUF_SIZE || (v & (v - 1)))
-		return fs_bad("--buf-size: %s is not a power of two between 4K and 64M",
+	if (!opt_parse_u64(s, true, &v))
+		return opt_bad("--buf-size: '%s' is not a size", s);
+	if (v < OPT_MIN_BUF_SIZE || v > OPT_MAX_BUF_SIZE || (v & (v - 1)))
+		return opt_bad("--buf-size: %s is not a power of two between 4K and 64M",
 		              s);
 	*out = (uint32_t)v;
 	return 0;
@@ -170,7 +174,7 @@ static int fs_parse_buf_size(const char *s, uint32_t *out)
 
 /* An absolute path for p, resolving relative ones against the working
  * directory now: the daemon changes directory to / later. */
-static char *fs_absolute(const char *p)
+static char *opt_absolute(const char *p)
 {
 	char cwd[PATH_MAX], *abs;
 
@@ -183,35 +187,35 @@ static char *fs_absolute(const char *p)
 	return abs;
 }
 
-static int fs_add_listen(struct fs_options *o, const char *s)
+static int opt_add_listen(struct daemon_options *o, const char *s)
 {
 	uint32_t *ports;
 	uint64_t port;
 	int rc;
 
-	rc = fs_parse_range("--listen", s, "a port", 0, FS_MAX_PORT, &port);
+	rc = opt_parse_range("--listen", s, "a port", 0, OPT_MAX_PORT, &port);
 	if (rc)
 		return rc;
 	ports = realloc(o->listen, (o->nlisten + 1) * sizeof *ports);
 	if (!ports)
-		return fs_bad("out of memory");
+		return opt_bad("out of memory");
 	o->listen = ports;
 	o->listen[o->nlisten++] = (uint32_t)port;
 	return 0;
 }
 
-static int fs_add_fuse_opts(struct fs_options *o, const char *s)
+static int opt_add_fuse_opts(struct daemon_options *o, const char *s)
 {
 	char *joined;
 
 	if (!*s)
-		return fs_bad("-o: empty option list");
+		return opt_bad("-o: empty option list");
 	if (!o->fuse_opts) {
 		o->fuse_opts = strdup(s);
-		return o->fuse_opts ? 0 : fs_bad("out of memory");
+		return o->fuse_opts ? 0 : opt_bad("out of memory");
 	}
 	if (asprintf(&joined, "%s,%s", o->fuse_opts, s) < 0)
-		return fs_bad("out of memory");
+		return opt_bad("out of memory");
 	free(o->fuse_opts);
 	o->fuse_opts = joined;
 	return 0;
@@ -221,7 +225,7 @@ static int fs_add_fuse_opts(struct fs_options *o, const char *s)
  * option's error names the argument getopt just passed (without any
  * "=value"); a short one is in optopt, and may sit in a cluster such as
  * -fx, after which argv[optind - 1] is some earlier argument. */
-static const char *fs_bad_opt(char **argv, int optopt_c, char *buf,
+static const char *opt_bad_opt(char **argv, int optopt_c, char *buf,
                               size_t len)
 {
 	const char *arg = argv[optind - 1];
@@ -231,7 +235,7 @@ static const char *fs_bad_opt(char **argv, int optopt_c, char *buf,
 
 	if (strncmp(arg, "--", 2) == 0) {
 		long_err = optopt_c == 0;	/* unknown or ambiguous */
-		for (lo = fs_long_options; lo->name && !long_err; lo++)
+		for (lo = opt_long_options; lo->name && !long_err; lo++)
 			long_err = lo->val == optopt_c &&
 			           strncmp(arg + 2, lo->name, n - 2) == 0;
 	}
@@ -242,7 +246,7 @@ static const char *fs_bad_opt(char **argv, int optopt_c, char *buf,
 	return buf;
 }
 
-static int fs_parse_one(struct fs_options *o, int c, const char *arg)
+static int opt_parse_one(struct daemon_options *o, int c, const char *arg)
 {
 	uint64_t v;
 	int rc = 0;
@@ -250,50 +254,50 @@ static int fs_parse_one(struct fs_options *o, int c, const char *arg)
 	switch (c) {
 	case 's':
 		if (!*arg)
-			return fs_bad("--socket: empty path");
+			return opt_bad("--socket: empty path");
 		free(o->socket);
-		o->socket = fs_absolute(arg);
+		o->socket = opt_absolute(arg);
 		if (!o->socket)
-			return fs_bad("--socket: %s: %s", arg, strerror(errno));
+			return opt_bad("--socket: %s: %s", arg, strerror(errno));
 		break;
 	case OPT_CID:
-		rc = fs_parse_range("--cid", arg, "a number", FS_MIN_CID,
-		                    FS_MAX_CID, &v);
+		rc = opt_parse_range("--cid", arg, "a number", OPT_MIN_CID,
+		                    OPT_MAX_CID, &v);
 		o->vsock.guest_cid = v;
 		break;
 	case OPT_BUF_SIZE:
-		rc = fs_parse_buf_size(arg, &o->vsock.buf_size);
+		rc = opt_parse_buf_size(arg, &o->vsock.buf_size);
 		break;
 	case OPT_CONNECT_TIMEOUT:
-		rc = fs_parse_range("--connect-timeout", arg, "a number of ms",
-		                    1, FS_MAX_TIMEOUT, &v);
+		rc = opt_parse_range("--connect-timeout", arg, "a number of ms",
+		                    1, OPT_MAX_TIMEOUT, &v);
 		o->vsock.connect_timeout_ms = (unsigned)v;
 		break;
 	case OPT_CLOSE_TIMEOUT:
-		rc = fs_parse_range("--close-timeout", arg, "a number of ms",
-		                    1, FS_MAX_TIMEOUT, &v);
+		rc = opt_parse_range("--close-timeout", arg, "a number of ms",
+		                    1, OPT_MAX_TIMEOUT, &v);
 		o->vsock.close_timeout_ms = (unsigned)v;
 		break;
 	case OPT_BACKLOG:
-		rc = fs_parse_range("--backlog", arg, "a number", 1,
-		                    FS_MAX_BACKLOG, &v);
+		rc = opt_parse_range("--backlog", arg, "a number", 1,
+		                    OPT_MAX_BACKLOG, &v);
 		o->vsock.backlog = (unsigned)v;
 		break;
 	case OPT_ACCEPT_TIMEOUT:
-		rc = fs_parse_range("--accept-timeout", arg, "a number of ms",
-		                    1, FS_MAX_TIMEOUT, &v);
+		rc = opt_parse_range("--accept-timeout", arg, "a number of ms",
+		                    1, OPT_MAX_TIMEOUT, &v);
 		o->vsock.accept_timeout_ms = (unsigned)v;
 		break;
 	case OPT_LISTEN_LINGER:
-		rc = fs_parse_range("--listen-linger", arg, "a number of ms",
-		                    1, FS_MAX_TIMEOUT, &v);
+		rc = opt_parse_range("--listen-linger", arg, "a number of ms",
+		                    1, OPT_MAX_TIMEOUT, &v);
 		o->vsock.listen_linger_ms = (unsigned)v;
 		break;
 	case 'l':
-		rc = fs_add_listen(o, arg);
+		rc = opt_add_listen(o, arg);
 		break;
 	case 'o':
-		rc = fs_add_fuse_opts(o, arg);
+		rc = opt_add_fuse_opts(o, arg);
 		break;
 	case 'f':
 		o->foreground = true;
@@ -308,7 +312,7 @@ static int fs_parse_one(struct fs_options *o, int c, const char *arg)
 
 /* arg made absolute and cleaned of ".", ".." and repeated slashes by its
  * text alone: nothing on the way is looked at (malloc'd, or NULL). */
-static char *fs_lexical_path(const char *arg)
+static char *opt_lexical_path(const char *arg)
 {
 	char cwd[PATH_MAX], *buf, *out, *tok, *save = NULL;
 	size_t n = 0, len;
@@ -343,7 +347,7 @@ static char *fs_lexical_path(const char *arg)
 
 /* A mountinfo path field with its octal escapes (\040 for a space)
  * undone, in place. */
-static void fs_unescape(char *p)
+static void opt_unescape(char *p)
 {
 	char *q = p;
 
@@ -362,7 +366,7 @@ static void fs_unescape(char *p)
 
 /* Whether a chanfs is mounted at path, from /proc/self/mountinfo: a stat
  * would go through that mount and hang with it if its chanfs hangs. */
-static bool fs_chanfs_mounted_at(const char *path)
+static bool opt_chanfs_mounted_at(const char *path)
 {
 	char *line = NULL, *f[5], *save, *sep;
 	size_t cap = 0;
@@ -380,7 +384,7 @@ static bool fs_chanfs_mounted_at(const char *path)
 				break;
 		if (i < 5 || !(sep = strstr(save ? save : "", " - ")))
 			continue;
-		fs_unescape(f[4]);
+		opt_unescape(f[4]);
 		found = !strcmp(f[4], path) &&
 		        !strncmp(sep + 3, "fuse.chanfs ", 12);
 	}
@@ -389,44 +393,44 @@ static bool fs_chanfs_mounted_at(const char *path)
 	return found;
 }
 
-static int fs_parse_mountpoint(struct fs_options *o, const char *arg)
+static int opt_parse_mountpoint(struct daemon_options *o, const char *arg)
 {
 	struct stat st;
-	char *lex = fs_lexical_path(arg);
-	bool taken = lex && fs_chanfs_mounted_at(lex);
+	char *lex = opt_lexical_path(arg);
+	bool taken = lex && opt_chanfs_mounted_at(lex);
 
 	free(lex);
 	/* Checked before realpath and stat, which would look through it. */
 	if (taken)
-		return fs_bad("mountpoint %s: a chanfs is mounted there already",
+		return opt_bad("mountpoint %s: a chanfs is mounted there already",
 		              arg);
 	o->mountpoint = realpath(arg, NULL);
 	if (!o->mountpoint)
-		return fs_bad("mountpoint %s: %s", arg, strerror(errno));
+		return opt_bad("mountpoint %s: %s", arg, strerror(errno));
 	/* And by its real name, reached through a symbolic link. */
-	if (fs_chanfs_mounted_at(o->mountpoint))
-		return fs_bad("mountpoint %s: a chanfs is mounted there already",
+	if (opt_chanfs_mounted_at(o->mountpoint))
+		return opt_bad("mountpoint %s: a chanfs is mounted there already",
 		              arg);
 	if (stat(o->mountpoint, &st) < 0)
-		return fs_bad("mountpoint %s: %s", arg, strerror(errno));
+		return opt_bad("mountpoint %s: %s", arg, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return fs_bad("mountpoint %s: %s", arg, strerror(ENOTDIR));
+		return opt_bad("mountpoint %s: %s", arg, strerror(ENOTDIR));
 	return 0;
 }
 
-int fs_options_parse(struct fs_options *o, int argc, char **argv)
+int daemon_options_parse(struct daemon_options *o, int argc, char **argv)
 {
 	char optbuf[64];
 	int c, rc;
 
 	memset(o, 0, sizeof *o);
-	o->vsock.guest_cid = FS_DEFAULT_CID;
-	o->vsock.buf_size = FS_DEFAULT_BUF_SIZE;
-	o->vsock.connect_timeout_ms = FS_DEFAULT_CONNECT_TIMEOUT;
-	o->vsock.close_timeout_ms = FS_DEFAULT_CLOSE_TIMEOUT;
-	o->vsock.backlog = FS_DEFAULT_BACKLOG;
-	o->vsock.accept_timeout_ms = FS_DEFAULT_ACCEPT_TIMEOUT;
-	o->vsock.listen_linger_ms = FS_DEFAULT_LISTEN_LINGER;
+	o->vsock.guest_cid = OPT_DEFAULT_CID;
+	o->vsock.buf_size = OPT_DEFAULT_BUF_SIZE;
+	o->vsock.connect_timeout_ms = OPT_DEFAULT_CONNECT_TIMEOUT;
+	o->vsock.close_timeout_ms = OPT_DEFAULT_CLOSE_TIMEOUT;
+	o->vsock.backlog = OPT_DEFAULT_BACKLOG;
+	o->vsock.accept_timeout_ms = OPT_DEFAULT_ACCEPT_TIMEOUT;
+	o->vsock.listen_linger_ms = OPT_DEFAULT_LISTEN_LINGER;
 
 	/* Our own messages: getopt's name the program as invoked. */
 	opterr = 0;
@@ -434,41 +438,41 @@ int fs_options_parse(struct fs_options *o, int argc, char **argv)
 	 * earlier parse left half-read ("-fzd" stops at z), which it would
 	 * otherwise go on reading from that parse's (maybe freed) argv. */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":s:l:fdo:hV", fs_long_options,
+	while ((c = getopt_long(argc, argv, ":s:l:fdo:hV", opt_long_options,
 	                        NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			fs_help(stdout);
-			return FS_OPTIONS_DONE;
+			opt_help(stdout);
+			return DAEMON_OPTIONS_DONE;
 		case 'V':
 			printf("chanfs %s (libfuse %s)\n", CHANFS_VERSION,
 			       fuse_pkgversion());
-			return FS_OPTIONS_DONE;
+			return DAEMON_OPTIONS_DONE;
 		case '?':
-			return fs_bad("unknown option '%s'",
-			              fs_bad_opt(argv, optopt, optbuf, sizeof optbuf));
+			return opt_bad("unknown option '%s'",
+			              opt_bad_opt(argv, optopt, optbuf, sizeof optbuf));
 		case ':':
-			return fs_bad("option '%s' needs a value",
-			              fs_bad_opt(argv, optopt, optbuf, sizeof optbuf));
+			return opt_bad("option '%s' needs a value",
+			              opt_bad_opt(argv, optopt, optbuf, sizeof optbuf));
 		default:
-			rc = fs_parse_one(o, c, optarg);
+			rc = opt_parse_one(o, c, optarg);
 			if (rc)
 				return rc;
 		}
 	}
 	if (optind >= argc) {
-		fputs(fs_usage_line, stderr);
+		fputs(opt_usage_line, stderr);
 		return -EINVAL;
 	}
 	if (optind + 1 < argc)
-		return fs_bad("unexpected argument '%s' after the mountpoint",
+		return opt_bad("unexpected argument '%s' after the mountpoint",
 		              argv[optind + 1]);
 	if (!o->socket)
-		return fs_bad("--socket is required (the vhost-user socket to serve)");
-	return fs_parse_mountpoint(o, argv[optind]);
+		return opt_bad("--socket is required (the vhost-user socket to serve)");
+	return opt_parse_mountpoint(o, argv[optind]);
 }
 
-void fs_options_free(struct fs_options *o)
+void daemon_options_free(struct daemon_options *o)
 {
 	free(o->socket);
 	free(o->mountpoint);
