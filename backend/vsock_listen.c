@@ -282,3 +282,37 @@ void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
 	v->incoming_fn = fn;
 	v->incoming_arg = arg;
 }
+
+bool vsock_listener_fallback_ok(const struct vsock *v, uint32_t port)
+{
+	const struct vsock_listener *l = vsock_listener_find(v, port);
+
+	return v->unlistened_fn && !(l && l->listening);
+}
+
+bool vsock_listener_fallback(struct vsock_conn *c)
+{
+	struct vsock *v = c->v;
+	int rc = v->unlistened_fn(v->unlistened_arg, c->host_port, c->chan);
+
+	if (rc < 0) {
+		vsock_conn_reset(c, -rc, true);
+		return false;
+	}
+	return true;
+}
+
+void vsock_on_unlistened(struct vsock *v,
+                         int (*fn)(void *arg, uint32_t port, struct chan *ch),
+                         void *arg)
+{
+	v->unlistened_fn = fn;
+	v->unlistened_arg = arg;
+}
+
+uint32_t vsock_chan_host_port(const struct chan *ch)
+{
+	const struct vsock_conn *c = ch->be_ctx;
+
+	return c ? c->host_port : 0;
+}

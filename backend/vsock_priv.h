@@ -194,6 +194,8 @@ struct vsock {
 	uint32_t next_ephemeral;
 	void (*incoming_fn)(void *arg, uint32_t port);
 	void *incoming_arg;
+	int (*unlistened_fn)(void *arg, uint32_t port, struct chan *ch);
+	void *unlistened_arg;
 	/* Counters for status. */
 	uint64_t pkts_rx, pkts_tx, pkts_rejected;
 	uint32_t tx_turn_bytes;          /* this TX run's, VSOCK_TX_TURN_BYTES */
@@ -316,6 +318,13 @@ bool vsock_listener_can_queue(struct vsock *v, uint32_t port, char *why,
                               size_t size);
 /* Queue ch (taking a reference) and tell the on_incoming callback. */
 void vsock_listener_enqueue(struct vsock *v, uint32_t port, struct chan *ch);
+/* Is a guest REQUEST to port that vsock_listener_can_queue refused
+ * offered to the unlistened hook (one is set, the port does not
+ * listen)? */
+bool vsock_listener_fallback_ok(const struct vsock *v, uint32_t port);
+/* Offer c (just established) to the unlistened hook.  False when it
+ * refused: c was reset with RST and is gone. */
+bool vsock_listener_fallback(struct vsock_conn *c);
 /* Drop every connection still waiting for accept (the device went
  * away). */
 void vsock_listener_flush(struct vsock_listener *l);

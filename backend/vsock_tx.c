@@ -113,8 +113,9 @@ static void vsock_tx_request(struct vsock *v, const struct vsock_pkt *p)
 {
 	struct vsock_conn *c;
 	char why[64];
+	bool queue = vsock_listener_can_queue(v, p->dst_port, why, sizeof why);
 
-	if (!vsock_listener_can_queue(v, p->dst_port, why, sizeof why)) {
+	if (!queue && !vsock_listener_fallback_ok(v, p->dst_port)) {
 		vsock_tx_refuse(v, p, false, why);
 		return;
 	}
@@ -127,9 +128,12 @@ static void vsock_tx_request(struct vsock *v, const struct vsock_pkt *p)
 	c->peer_buf_alloc = p->buf_alloc;
 	c->peer_fwd_cnt = p->fwd_cnt;
 	chan_opened(c->chan);
+	if (!queue && !vsock_listener_fallback(c))
+		return;
 	vsock_ctl_queue(c, VSOCK_CTL_RESPONSE);
 	log_debug(VSOCK_CONN_FMT ": connected", VSOCK_CONN_ARGS(c));
-	vsock_listener_enqueue(v, c->host_port, c->chan);
+	if (queue)
+		vsock_listener_enqueue(v, c->host_port, c->chan);
 }
 
 /* Returns false when c was reset (and is gone). */

@@ -12,6 +12,7 @@
 
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
+#include "chanfs/usock.h"
 #include "vu_priv.h"
 
 /* Messages handled per wake-up of the connection, so that a chatty
@@ -395,80 +396,6 @@ struct vu *vu_new_detached(struct loop *l, const struct vu_device *dev,
 	return vu;
 }
 
-/* Whether someone listens on the socket at sa: a live chanfs (or any
- * server) must keep its socket, a dead one's file may go.  Returns 0 when
- * nobody answers, -EADDRINUSE (logged) when someone does, -errno (logged)
- * when we cannot tell. */
-static int vu_probe(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int r, err;
-
-	if (fd < 0) {
-		log_warn("vu: socket");
-		return -errno;
-	}
-	/* Non-blocking: a full backlog (EAGAIN) is a live listener too. */
-	r = connect(fd, (const struct sockaddr *)sa, sizeof *sa);
-	err = errno;
-	close(fd);
-	if (r == 0 || err == EAGAIN || err == EINPROGRESS) {
-		log_warnx("vu: %s: another chanfs (or another program) is "
-		          "listening there: refusing to take its socket",
-		          sa->sun_path);
-		return -EADDRINUSE;
-	}
-	if (err == ECONNREFUSED)
-		return 0;
-	log_warnx("vu: %s: cannot tell whether the socket is in use: %s",
-	          sa->sun_path, strerror(err));
-	return -err;
-}
-
-/* Bind path, replacing a stale socket there but nothing else. */
-static int vu_listen(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd;
-
-	if (strlen(path) >= sizeof sa.sun_path) {
-		log_warnx("vu: %s: socket path too long", path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_warnx("vu: %s: exists and is not a socket", path);
-			return -EEXIST;
-		}
-		if ((fd = vu_probe(&sa)) < 0)
-			return fd;
-		log_info("vu: %s: replacing a stale socket (nobody answers "
-		         "on it)", path);
-		if (unlink(path) < 0) {
-			log_warn("vu: %s: cannot remove stale socket", path);
-			return -errno;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		log_warn("vu: socket");
-		return -errno;
-	}
-	/* chmod before listen: until listen() nobody can connect, so there
-	 * is no window in which the socket is open to others. */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
-		int err = errno;
-
-		log_warn("vu: %s: cannot listen", path);
-		close(fd);
-		return -err;
-	}
-	return fd;
-}
-
 struct vu *vu_new(struct loop *l, const char *path,
                   const struct vu_device *dev, void *ctx)
 {
@@ -481,7 +408,7 @@ struct vu *vu_new(struct loop *l, const char *path,
 		free(vu);
 		return NULL;
 	}
-	if ((fd = vu_listen(path)) < 0) {
+	if ((fd = usock_listen(path, 4, "vu")) < 0) {
 		free(vu->path);
 		free(vu);
 		errno = -fd;

@@ -16,6 +16,7 @@ PACKAGES=(
 	qemu-system-x86                               # e2e guest
 	busybox-static cpio xz-utils zstd             # e2e guest image
 	debootstrap                                   # e2e current stack (trixie tree)
+	socat                                         # e2e hybrid sockets (--uds)
 	clang libclang-rt-14-dev                      # fuzz (libFuzzer)
 )
 

@@ -14,6 +14,7 @@
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
 #include "chanfs/vsock.h"
+#include "chanfs/vsock_uds.h"
 #include "chanfs/vu.h"
 #include "options.h"
 
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
 	struct chandirs dirs;
 	struct loop *l;
 	struct vsock *v;
+	struct vsock_uds *uds = NULL;
 	struct vu *vu;
 	struct fs *fs;
 	unsigned i;
@@ -61,6 +63,9 @@ int main(int argc, char **argv)
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
 		exit(2);	/* vu_new logged why: a socket-path error */
+	if (o.uds && !(uds = vsock_uds_new(l, v, o.uds,
+	                                   o.vsock.connect_timeout_ms)))
+		exit(2);	/* logged why */
 	if (vu_set_mountpoint(vu, o.mountpoint) < 0)
 		fatal("out of memory");
 	fc.mountpoint = o.mountpoint;
@@ -71,6 +76,7 @@ int main(int argc, char **argv)
 	fs = fs_new(l, &chans, &dirs, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
+		vsock_uds_free(uds);
 		vu_free(vu);
 		vsock_free(v);
 		loop_free(l);
@@ -87,6 +93,7 @@ int main(int argc, char **argv)
 
 	/* The host side lets go first, then the device resets what is left. */
 	fs_free(fs);
+	vsock_uds_free(uds);
 	vu_free(vu);
 	vsock_free(v);
 	loop_free(l);

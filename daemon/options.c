@@ -45,6 +45,7 @@ enum {
 	OPT_BACKLOG,
 	OPT_ACCEPT_TIMEOUT,
 	OPT_LISTEN_LINGER,
+	OPT_UDS,
 };
 
 static const struct option opt_long_options[] = {
@@ -57,6 +58,7 @@ static const struct option opt_long_options[] = {
 	{ "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
 	{ "listen-linger", required_argument, NULL, OPT_LISTEN_LINGER },
 	{ "listen", required_argument, NULL, 'l' },
+	{ "uds", required_argument, NULL, OPT_UDS },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", no_argument, NULL, 'd' },
 	{ "help", no_argument, NULL, 'h' },
@@ -91,6 +93,9 @@ static void opt_help(FILE *out)
 	      "                            MS after its last opener (default 5000)\n"
 	      "  -l, --listen PORT         listen on host port PORT from the start\n"
 	      "                            (repeatable; opening vsock/listen/PORT also does)\n"
+	      "      --uds PATH            Firecracker-style hybrid sockets: clients of PATH\n"
+	      "                            send \"CONNECT <port>\\n\"; guest connections to a\n"
+	      "                            port P nobody listens on go to PATH_P\n"
 	      "  -f, --foreground          stay in the foreground (logs stay on stderr;\n"
 	      "                            in the background they are discarded)\n"
 	      "  -d, --debug               protocol traces on stderr (implies -f)\n"
@@ -296,6 +301,14 @@ static int opt_parse_one(struct daemon_options *o, int c, const char *arg)
 	case 'l':
 		rc = opt_add_listen(o, arg);
 		break;
+	case OPT_UDS:
+		if (!*arg)
+			return opt_bad("--uds: empty path");
+		free(o->uds);
+		o->uds = opt_absolute(arg);
+		if (!o->uds)
+			return opt_bad("--uds: %s: %s", arg, strerror(errno));
+		break;
 	case 'o':
 		rc = opt_add_fuse_opts(o, arg);
 		break;
@@ -477,6 +490,7 @@ void daemon_options_free(struct daemon_options *o)
 	free(o->socket);
 	free(o->mountpoint);
 	free(o->listen);
+	free(o->uds);
 	free(o->fuse_opts);
 	memset(o, 0, sizeof *o);
 }

@@ -20,6 +20,7 @@ struct daemon_options {
 	struct vsock_config vsock;
 	uint32_t *listen;         /* -l ports, nlisten of them */
 	unsigned nlisten;
+	char *uds;                /* --uds: hybrid socket path, or NULL */
 	char *fuse_opts;          /* every -o joined with ',', or NULL */
 	bool foreground;          /* -f (also implied by -d) */
 	bool debug;               /* -d: protocol traces */

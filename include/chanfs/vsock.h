@@ -104,6 +104,21 @@ void vsock_on_incoming(struct vsock *v, void (*fn)(void *arg, uint32_t port),
  * ports below 2^32 - 1.  The status lines are vsock_status's.  0, or
  * -errno from chandir_add (EEXIST, ENOSPC). */
 int vsock_register(struct vsock *v, struct chandirs *r);
+/* Hybrid sockets (vsock_uds.h) hook.  A guest connection to a host port
+ * that does not listen (no -l, no waiting or lingering vsock_accept; a
+ * listening port with a full backlog still refuses) is offered to fn
+ * before it is refused: ch is already OPEN (its RESPONSE goes out after
+ * fn returns 0).  fn takes its own host reference (chan_ref) and returns
+ * 0, or returns -errno (after its own log line) and the guest gets RST.
+ * Called synchronously from the device side: fn must not block and may
+ * only connect nonblocking and record work.  fn NULL: no fallback (the
+ * default). */
+void vsock_on_unlistened(struct vsock *v,
+                         int (*fn)(void *arg, uint32_t port, struct chan *ch),
+                         void *arg);
+/* The host-side port of ch (from vsock_connect, vsock_accept or the
+ * unlistened hook), or 0 once the device let go of it. */
+uint32_t vsock_chan_host_port(const struct chan *ch);
 
 /* Status text: device state, guest CID, features, each connection with
  * ports, state and byte counts. */
