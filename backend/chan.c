@@ -354,10 +354,12 @@ ssize_t chan_write(struct chan *c, const void *buf, size_t len)
 	err = chan_write_error(c);
 	if (err)
 		return err;
-	if (len == 0)
-		return 0;
+	/* Before len 0's answer: a probe must learn that a write cannot
+	 * take data (uds reads its socket only as far as a write fits). */
 	if (ring_alloc(&c->to_guest) < 0)
 		return -ENOMEM;
+	if (len == 0)
+		return 0;
 	n = ring_write(&c->to_guest, buf, len);
 	if (n == 0)
 		return -EAGAIN;

@@ -180,9 +180,9 @@ void chan_consume(struct chan *c, size_t n);
 /* Write up to len bytes.  Returns the count taken (> 0), -EAGAIN when the
  * window is full, -EPIPE when the guest receives no more, the host shut its
  * side or the channel is CLOSED, -c->error after a reset, -ENOTCONN while
- * CONNECTING, -ENOMEM when the window's buffer (allocated with the first
- * byte) cannot be.  len 0 returns 0 when a write could take data, else the
- * error.  Calls be->host_wrote when it took data. */
+ * CONNECTING, -ENOMEM when the window's buffer (allocated by the first
+ * write, len 0 included) cannot be.  len 0 returns 0 when a write could
+ * take data, else the error.  Calls be->host_wrote when it took data. */
 ssize_t chan_write(struct chan *c, const void *buf, size_t len);
 /* Park a write that to_guest cannot take now: buf[0, len) (len > 0)
  * follows what is in to_guest, and the device may copy its bytes into
