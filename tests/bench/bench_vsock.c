@@ -60,31 +60,10 @@ unsigned bv_runs = 5;
 static struct bv_fig bv_figs[BV_MAX_FIGS];
 static unsigned bv_nfigs;
 
-double bv_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void bv_die(const char *what)
 {
 	fprintf(stderr, "bench-vsock: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-static int bv_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-double bv_median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), bv_cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 void bv_fig_cost(struct bv_fig *f, const struct bv_cost *c, const char *per)

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bench_util.h"
 #include "vsock_harness.h"
 
 #define BV_MAX_CHUNK (1u << 20)
@@ -57,9 +58,9 @@ struct bv_fig {
 extern uint8_t bv_buf[BV_MAX_CHUNK];
 extern unsigned bv_runs;
 
-double bv_now(void);
+#define bv_now bench_now
+#define bv_median bench_median
 void bv_die(const char *what) __attribute__((noreturn));
-double bv_median(double *v, unsigned n);
 /* Append a figure (its ratio follows from chanfs and base) and print its
  * machine-readable line at once:
  *   figure NAME chanfs=X base=Y ratio=Z */
