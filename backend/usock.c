@@ -1,7 +1,8 @@
 /*
- * usock — listening UNIX stream sockets at a path (usock.h).
+ * usock — UNIX stream sockets at a path (usock.h).
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -83,4 +84,71 @@ int usock_listen(const char *path, int backlog, const char *who)
 		return -err;
 	}
 	return fd;
+}
+
+int usock_accept(int lfd, const char *who, const char *path)
+{
+	int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (c >= 0)
+		return c;
+	if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+		return -EAGAIN;
+	c = -errno;
+	log_warn("%s: %s: accept", who, path);
+	return c;
+}
+
+int usock_connect(const char *path, bool *done)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		*done = true;
+		return fd;
+	}
+	err = errno;
+	if (err == EINPROGRESS) {
+		*done = false;
+		return fd;
+	}
+	close(fd);
+	return -err;
+}
+
+int usock_connect_result(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof err;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}
+
+pid_t usock_peer_pid(int fd, uid_t *uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return 0;
+	if (uid)
+		*uid = cr.uid;
+	return cr.pid;
+}
+
+bool usock_peer_gone(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&pf, 1, 0) == 1 &&
+	       (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }

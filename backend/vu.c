@@ -247,26 +247,6 @@ static void vu_conn_read(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The pid of the process at the other end of c (SO_PEERCRED), or 0. */
-static pid_t vu_peer_pid(int c, uid_t *uid)
-{
-	struct ucred cr;
-	socklen_t len = sizeof cr;
-
-	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return 0;
-	*uid = cr.uid;
-	return cr.pid;
-}
-
-/* The front-end has hung up (its end is closed, data may be left). */
-static bool vu_conn_gone(int fd)
-{
-	struct pollfd pf = { .fd = fd, .events = POLLRDHUP };
-
-	return poll(&pf, 1, 0) == 1 &&
-	       (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
 /* A second client while one is connected.  A front-end that completed
  * SET_OWNER keeps the device and the newcomer is turned away at once (a
  * second VMM on one socket is a mistake to report, not to queue); one that
@@ -276,7 +256,7 @@ static bool vu_admit(struct vu *vu, pid_t pid)
 {
 	if (vu->conn_fd < 0)
 		return true;
-	if (vu_conn_gone(vu->conn_fd)) {
+	if (usock_peer_gone(vu->conn_fd)) {
 		log_info("vu: %s: front-end pid %d disconnected", vu->path,
 		         (int)vu->peer_pid);
 		vu_drop(vu);
@@ -303,16 +283,15 @@ static void vu_accept(evutil_socket_t fd, short what, void *arg)
 	int c;
 
 	(void)what;
-	c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	c = usock_accept(fd, "vu", vu->path);
+	if (c == -EAGAIN)
+		return;
 	if (c < 0) {
-		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-			return;
-		log_warn("vu: %s: accept", vu->path);
 		event_del(vu->listen_ev);
 		event_add(vu->retry_ev, &tv);
 		return;
 	}
-	pid = vu_peer_pid(c, &uid);
+	pid = usock_peer_pid(c, &uid);
 	if (!vu_admit(vu, pid)) {
 		vu_fd_close_conn(vu, c);
 		return;

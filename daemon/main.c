@@ -13,6 +13,8 @@
 #include "chanfs/fs.h"
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
+#include "chanfs/serial.h"
+#include "chanfs/serial_sock.h"
 #include "chanfs/vsock.h"
 #include "chanfs/vsock_uds.h"
 #include "chanfs/vu.h"
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
 	struct chandirs dirs;
 	struct loop *l;
 	struct vsock *v;
+	struct serial *serial;
+	struct serial_sock **ports;
 	struct vsock_uds *uds = NULL;
 	struct vu *vu;
 	struct fs *fs;
@@ -60,6 +64,16 @@ int main(int argc, char **argv)
 		fatal("cannot register the vsock directories");
 	for (i = 0; i < o.nlisten; i++)
 		vsock_listen(v, o.listen[i]);
+	/* The serial ports share the vsock windows' size (--buf-size); the
+	 * `serial` directory is there when there are ports to list. */
+	serial = serial_new(l, &chans, o.vsock.buf_size);
+	ports = calloc(o.nserial ? o.nserial : 1, sizeof *ports);
+	if (!serial || !ports ||
+	    (o.nserial && serial_register(serial, &dirs) < 0))
+		fatal("cannot create the serial ports");
+	for (i = 0; i < o.nserial; i++)
+		if (!(ports[i] = serial_sock_new(l, serial, &o.serial[i])))
+			exit(2);	/* logged why: a socket-path error */
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
 		exit(2);	/* vu_new logged why: a socket-path error */
@@ -76,6 +90,10 @@ int main(int argc, char **argv)
 	fs = fs_new(l, &chans, &dirs, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
+		for (i = 0; i < o.nserial; i++)
+			serial_sock_free(ports[i]);
+		serial_free(serial);
+		free(ports);
 		vsock_uds_free(uds);
 		vu_free(vu);
 		vsock_free(v);
@@ -93,6 +111,10 @@ int main(int argc, char **argv)
 
 	/* The host side lets go first, then the device resets what is left. */
 	fs_free(fs);
+	for (i = 0; i < o.nserial; i++)
+		serial_sock_free(ports[i]);
+	serial_free(serial);
+	free(ports);
 	vsock_uds_free(uds);
 	vu_free(vu);
 	vsock_free(v);

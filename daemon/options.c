@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define FUSE_USE_VERSION 310
@@ -45,6 +46,7 @@ enum {
 	OPT_BACKLOG,
 	OPT_ACCEPT_TIMEOUT,
 	OPT_LISTEN_LINGER,
+	OPT_SERIAL,
 	OPT_UDS,
 };
 
@@ -58,6 +60,7 @@ static const struct option opt_long_options[] = {
 	{ "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
 	{ "listen-linger", required_argument, NULL, OPT_LISTEN_LINGER },
 	{ "listen", required_argument, NULL, 'l' },
+	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "uds", required_argument, NULL, OPT_UDS },
 	{ "foreground", no_argument, NULL, 'f' },
 	{ "debug", no_argument, NULL, 'd' },
@@ -93,6 +96,11 @@ static void opt_help(FILE *out)
 	      "                            MS after its last opener (default 5000)\n"
 	      "  -l, --listen PORT         listen on host port PORT from the start\n"
 	      "                            (repeatable; opening vsock/listen/PORT also does)\n"
+	      "      --serial NAME=PATH[,listen]\n"
+	      "                            serve the virtio-serial port NAME as serial/NAME\n"
+	      "                            through its chardev socket PATH: connect to QEMU's\n"
+	      "                            server=on socket, or (,listen) listen for QEMU\n"
+	      "                            (repeatable)\n"
 	      "      --uds PATH            Firecracker-style hybrid sockets: clients of PATH\n"
 	      "                            send \"CONNECT <port>\\n\"; guest connections to a\n"
 	      "                            port P nobody listens on go to PATH_P\n"
@@ -209,6 +217,57 @@ static int opt_add_listen(struct daemon_options *o, const char *s)
 	return 0;
 }
 
+/* --serial NAME=PATH[,listen]: the port's spec, its path absolute (the
+ * daemon changes directory to / later), no name or path given twice. */
+static int opt_add_serial(struct daemon_options *o, const char *s)
+{
+	struct serial_sock_spec sp, *all;
+	char why[160], *abs;
+	int rc;
+
+	rc = serial_sock_parse(s, &sp, why, sizeof why);
+	if (rc == -ENOMEM)
+		return opt_bad("out of memory");
+	if (rc)
+		return opt_bad("--serial '%s': %s", s, why);
+	abs = opt_absolute(sp.path);
+	if (!abs) {
+		rc = opt_bad("--serial '%s': %s", s, strerror(errno));
+		goto out;
+	}
+	free(sp.path);
+	sp.path = abs;
+	if (strlen(abs) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
+		rc = opt_bad("--serial '%s': PATH %s is longer than a socket "
+		             "address holds (%zu bytes)", s, abs,
+		             sizeof ((struct sockaddr_un *)0)->sun_path - 1);
+		goto out;
+	}
+	for (unsigned i = 0; i < o->nserial; i++) {
+		if (!strcmp(o->serial[i].name, sp.name)) {
+			rc = opt_bad("--serial '%s': port %s is given twice", s,
+			             sp.name);
+			goto out;
+		}
+		if (!strcmp(o->serial[i].path, sp.path)) {
+			rc = opt_bad("--serial '%s': %s is port %s's socket "
+			             "already", s, sp.path, o->serial[i].name);
+			goto out;
+		}
+	}
+	all = realloc(o->serial, (o->nserial + 1) * sizeof *all);
+	if (!all) {
+		rc = opt_bad("out of memory");
+		goto out;
+	}
+	o->serial = all;
+	o->serial[o->nserial++] = sp;
+	return 0;
+out:
+	serial_sock_spec_free(&sp);
+	return rc;
+}
+
 static int opt_add_fuse_opts(struct daemon_options *o, const char *s)
 {
 	char *joined;
@@ -300,6 +359,9 @@ static int opt_parse_one(struct daemon_options *o, int c, const char *arg)
 		break;
 	case 'l':
 		rc = opt_add_listen(o, arg);
+		break;
+	case OPT_SERIAL:
+		rc = opt_add_serial(o, arg);
 		break;
 	case OPT_UDS:
 		if (!*arg)
@@ -431,6 +493,33 @@ static int opt_parse_mountpoint(struct daemon_options *o, const char *arg)
 	return 0;
 }
 
+/* A socket path that is the vhost-user socket or lies in the mount would
+ * make chanfs wait on itself (a connect there asks our own FUSE loop). */
+static int opt_check_serial_paths(const struct daemon_options *o)
+{
+	size_t mlen = strlen(o->mountpoint);
+
+	for (unsigned i = 0; i < o->nserial; i++) {
+		const struct serial_sock_spec *sp = &o->serial[i];
+		char *lex = opt_lexical_path(sp->path);
+		bool inside = lex && !strncmp(lex, o->mountpoint, mlen) &&
+		              (lex[mlen] == '/' || lex[mlen] == '\0' ||
+		               !strcmp(o->mountpoint, "/"));
+
+		free(lex);
+		if (inside)
+			return opt_bad("--serial %s: %s is inside the mountpoint %s",
+			               sp->name, sp->path, o->mountpoint);
+		if (!strcmp(sp->path, o->socket))
+			return opt_bad("--serial %s: %s is the vhost-user socket",
+			               sp->name, sp->path);
+		if (o->uds && !strcmp(sp->path, o->uds))
+			return opt_bad("--serial %s: %s is the --uds socket",
+			               sp->name, sp->path);
+	}
+	return 0;
+}
+
 int daemon_options_parse(struct daemon_options *o, int argc, char **argv)
 {
 	char optbuf[64];
@@ -482,7 +571,8 @@ int daemon_options_parse(struct daemon_options *o, int argc, char **argv)
 		              argv[optind + 1]);
 	if (!o->socket)
 		return opt_bad("--socket is required (the vhost-user socket to serve)");
-	return opt_parse_mountpoint(o, argv[optind]);
+	rc = opt_parse_mountpoint(o, argv[optind]);
+	return rc ? rc : opt_check_serial_paths(o);
 }
 
 void daemon_options_free(struct daemon_options *o)
@@ -490,6 +580,9 @@ void daemon_options_free(struct daemon_options *o)
 	free(o->socket);
 	free(o->mountpoint);
 	free(o->listen);
+	for (unsigned i = 0; i < o->nserial; i++)
+		serial_sock_spec_free(&o->serial[i]);
+	free(o->serial);
 	free(o->uds);
 	free(o->fuse_opts);
 	memset(o, 0, sizeof *o);

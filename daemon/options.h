@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chanfs/serial_sock.h"
 #include "chanfs/vsock.h"
 
 struct daemon_options {
@@ -20,6 +21,9 @@ struct daemon_options {
 	struct vsock_config vsock;
 	uint32_t *listen;         /* -l ports, nlisten of them */
 	unsigned nlisten;
+	struct serial_sock_spec *serial; /* --serial ports (paths absolute),
+	                                    nserial of them */
+	unsigned nserial;
 	char *uds;                /* --uds: hybrid socket path, or NULL */
 	char *fuse_opts;          /* every -o joined with ',', or NULL */
 	bool foreground;          /* -f (also implied by -d) */

@@ -63,6 +63,8 @@ void serial_free(struct serial *s);
 struct serial_port *serial_port_add(struct serial *s, const char *name,
                                     const struct serial_port_ops *ops,
                                     void *ctx);
+/* Whether name may name a port (the rule serial_port_add applies). */
+bool serial_port_name_ok(const char *name);
 /* The port's channel (the transport is its device side). */
 struct chan *serial_port_chan(struct serial_port *p);
 const char *serial_port_name(const struct serial_port *p);

@@ -19,6 +19,14 @@
 # linux-modules-V (.ko.xz; virtio core, virtio_pci and virtio_console
 # built in).
 #
+# The guest agent is Debian 12's qemu-guest-agent (bookworm,
+# bookworm-updates or bookworm-security, from the host's apt, for both
+# stacks: its glib and libc run on either kernel): the package and the
+# libraries it loads are fetched with apt-get download, and qemu-ga goes
+# into the initramfs with exactly the shared objects its ELF headers name
+# (followed recursively) and the dynamic loader.  Kept in E2E_CACHE as
+# qga-<version>/, one per version, like the kernels.
+#
 # HELPER is the static chanfs-guest binary.  In OUTDIR it leaves
 #   vmlinux, initramfs.cpio   what QEMU boots (-kernel, -initrd)
 #   kernel.env                which kernel: KERNEL_SUITE, KERNEL_PACKAGE,
@@ -28,7 +36,8 @@
 # writable) as kernel-<package>_<version>/, one per version: a new
 # version is added beside the others, never over one.  The initramfs is
 # rebuilt only when its key changes: the kernel package and version, the
-# helper binary, /init, the scenarios and this script.  Concurrent
+# guest agent's version and files, the helper binary, /init, the
+# scenarios and this script.  Concurrent
 # callers wait on a lock.  Installs the tools it needs (busybox-static,
 # cpio, xz-utils, zstd) with apt-get when they are missing and it runs
 # as root.
@@ -280,10 +289,73 @@ if ! kernel_complete; then
 		"extracted to $kdir in $(($(date +%s) - t0)) s"
 fi
 
+# ---- the guest agent: bookworm's qemu-ga and its libraries, once per version ----
+QGA_RE='bookworm|bookworm-updates|bookworm-security'
+qga_ver=$(TREE='' SUITE_RE=$QGA_RE suite_version qemu-guest-agent || true)
+if [[ -z "$qga_ver" ]]; then
+	# Offline: the newest one extracted before will do.
+	qdir=$(ls -d "$KCACHE"/qga-*/ 2>/dev/null | sort -V | tail -n 1 || true)
+	qdir=${qdir%/}
+	[[ -n "$qdir" && -x "$qdir/root/qemu-ga" ]] ||
+		die "apt knows no qemu-guest-agent of bookworm, and none is cached in $KCACHE"
+	say "apt knows no qemu-guest-agent of bookworm; using the cached ${qdir##*/}"
+else
+	qdir=$KCACHE/qga-${qga_ver//:/_}
+fi
+if [[ ! -x "$qdir/root/qemu-ga" ]]; then
+	t0=$(date +%s)
+	rm -rf "$qdir.tmp"
+	mkdir -p "$qdir.tmp/deb" "$qdir.tmp/x" "$qdir.tmp/root/lib"
+	# The package and what it needs, recursively, each at bookworm's
+	# version; the shared objects are picked from them below.
+	debs=("qemu-guest-agent=$qga_ver")
+	while read -r p; do
+		v=$(TREE='' SUITE_RE=$QGA_RE suite_version "$p" || true)
+		[[ -n "$v" ]] && debs+=("$p=$v")
+	done < <(apt-cache depends --recurse --no-recommends --no-suggests \
+		--no-conflicts --no-breaks --no-replaces --no-enhances --no-pre-depends \
+		"qemu-guest-agent=$qga_ver" 2>/dev/null |
+		grep -E '^(lib|zlib)[^ <]*$' | sort -u)
+	say "guest agent qemu-guest-agent $qga_ver: downloading ${debs[*]}"
+	chmod 0777 "$qdir.tmp/deb"
+	(cd "$qdir.tmp/deb" && apt-get download -q "${debs[@]}" >/dev/null 2>&1) ||
+		die "apt-get download ${debs[*]} failed"
+	for deb in "$qdir.tmp/deb"/*.deb; do
+		dpkg-deb -x "$deb" "$qdir.tmp/x"
+	done
+	qga=$qdir.tmp/x/usr/sbin/qemu-ga
+	[[ -x "$qga" ]] || die "no usr/sbin/qemu-ga in qemu-guest-agent $qga_ver"
+	cp "$qga" "$qdir.tmp/root/qemu-ga"
+	# Every DT_NEEDED, recursively, from the extracted packages only.
+	todo=("$qga") seen=" "
+	while ((${#todo[@]})); do
+		f=${todo[0]}
+		todo=("${todo[@]:1}")
+		for so in $(readelf -d "$f" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+			[[ "$seen" == *" $so "* ]] && continue
+			seen+="$so "
+			lib=$(find "$qdir.tmp/x" -name "$so" \( -type f -o -type l \) | head -n 1)
+			[[ -n "$lib" ]] || die "qemu-ga needs $so, which none of ${debs[*]} has"
+			cp -L "$lib" "$qdir.tmp/root/lib/$so"
+			todo+=("$qdir.tmp/root/lib/$so")
+		done
+	done
+	interp=$(readelf -l "$qga" | sed -n 's/.*Requesting program interpreter: \(.*\)\]/\1/p')
+	ldso=$(find "$qdir.tmp/x" -name "${interp##*/}" \( -type f -o -type l \) | head -n 1)
+	[[ -n "$ldso" ]] || die "no dynamic loader ${interp##*/} in libc6"
+	cp -L "$ldso" "$qdir.tmp/root/lib/${interp##*/}"
+	echo "$interp" >"$qdir.tmp/interp"
+	echo "$qga_ver" >"$qdir.tmp/version"
+	rm -rf "$qdir.tmp/deb" "$qdir.tmp/x" "$qdir"
+	mv "$qdir.tmp" "$qdir"
+	say "guest agent qemu-ga $qga_ver with $(ls "$qdir/root/lib" | tr '\n' ' ')extracted to $qdir in $(($(date +%s) - t0)) s"
+fi
+
 # ---- the initramfs, keyed on everything that goes in ----
 key=$({
-	echo "${kdir##*/}"
+	echo "${kdir##*/} ${qdir##*/}"
 	sha256sum "$HELPER" "$BUSYBOX" "$GUEST/init" "$GUEST"/scenarios/*.sh \
+		"$qdir"/root/qemu-ga "$qdir"/root/lib/* \
 		"${BASH_SOURCE[0]}" | awk '{ print $1 }'
 	(cd "$GUEST/scenarios" && ls)
 } | sha256sum | awk '{ print $1 }')
@@ -301,6 +373,15 @@ else
 	chmod 0755 "$stage/init" "$stage/bin/chanfs-guest"
 	cp "$GUEST"/scenarios/*.sh "$stage/scenarios/"
 	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$stage/lib/modules/"
+	# qemu-ga where its ELF header looks for the loader, the libraries
+	# in the loader's default directory (no ld.so.cache needed).
+	mkdir -p "$stage/usr/sbin" "$stage/lib/x86_64-linux-gnu" \
+		"$stage$(dirname "$(cat "$qdir/interp")")"
+	cp "$qdir/root/qemu-ga" "$stage/usr/sbin/qemu-ga"
+	cp "$qdir"/root/lib/* "$stage/lib/x86_64-linux-gnu/"
+	interp=$(cat "$qdir/interp")
+	[[ -e "$stage$interp" ]] ||
+		ln -s "/lib/x86_64-linux-gnu/${interp##*/}" "$stage$interp"
 	# Uncompressed: the kernel unpacks it without a decompressor, which
 	# under TCG is faster than reading fewer bytes.
 	(cd "$stage" && find . -print0 | LC_ALL=C sort -z |

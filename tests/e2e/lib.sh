@@ -29,6 +29,7 @@ E2E_STACK=${E2E_STACK:-stable}
 E2E_CACHE=${E2E_CACHE:-/var/cache/chanfs-e2e}
 QEMU=${QEMU:-qemu-system-x86_64}
 E2E_VSOCK_OPTS=   # more vhost-user-vsock-pci properties, ",name=value"
+E2E_QEMU_ARGS=()  # more QEMU arguments for e2e_boot (devices, chardevs)
 E2E_WAIT=${E2E_WAIT:-300}
 E2E_MEM=256M
 export E2E_CLIENT_TIMEOUT=${E2E_CLIENT_TIMEOUT:-$E2E_WAIT}
@@ -218,6 +219,7 @@ e2e_boot() {
 		-numa node,memdev=mem \
 		-chardev socket,id=vsock0,path="$SOCK" \
 		-device vhost-user-vsock-pci,chardev=vsock0"$E2E_VSOCK_OPTS" \
+		"${E2E_QEMU_ARGS[@]}" \
 		-serial file:"$SERIAL" \
 		-qmp unix:"$QMP",server=on,wait=off \
 		-kernel "$KERNEL" -initrd "$INITRD" \

@@ -10,7 +10,8 @@
  * next parse.  Whatever the input: the result is 0,
  * DAEMON_OPTIONS_DONE or -EINVAL; on 0 the socket and mountpoint are absolute
  * paths, the mountpoint a directory, the vsock settings within their
- * documented ranges and every -l port listed; daemon_options_free releases
+ * documented ranges, every -l port listed and every --serial port valid,
+ * once, on an absolute path; daemon_options_free releases
  * everything (ASan's leak check).
  */
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chanfs/serial.h"
 #include "options.h"
 
 #define FUZZ_OPTIONS_MAX_ARGS 64
@@ -47,6 +49,19 @@ static void check_parsed(const struct daemon_options *o)
 	CHECK(o->vsock.close_timeout_ms > 0);
 	CHECK(o->vsock.backlog >= 1);
 	CHECK(o->nlisten == 0 || o->listen);
+	/* Every --serial port: a valid name given once, an absolute socket
+	 * path that fits an address, not the vhost-user socket. */
+	for (unsigned i = 0; i < o->nserial; i++) {
+		const struct serial_sock_spec *sp = &o->serial[i];
+
+		CHECK(serial_port_name_ok(sp->name));
+		CHECK(sp->path[0] == '/' && strlen(sp->path) < 108);
+		CHECK(!strchr(sp->path, ','));
+		CHECK(strcmp(sp->path, o->socket));
+		for (unsigned j = 0; j < i; j++)
+			CHECK(strcmp(o->serial[j].name, sp->name) &&
+			      strcmp(o->serial[j].path, sp->path));
+	}
 	if (o->debug)
 		CHECK(o->foreground);
 }
@@ -86,6 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      o.foreground == o2.foreground);
 		CHECK(!o.nlisten || !memcmp(o.listen, o2.listen,
 		                            o.nlisten * sizeof *o.listen));
+		CHECK(o.nserial == o2.nserial);
+		for (unsigned i = 0; i < o.nserial; i++)
+			CHECK(!strcmp(o.serial[i].name, o2.serial[i].name) &&
+			      !strcmp(o.serial[i].path, o2.serial[i].path) &&
+			      o.serial[i].listen == o2.serial[i].listen);
 		CHECK(!o.fuse_opts == !o2.fuse_opts);
 		CHECK(!o.fuse_opts || !strcmp(o.fuse_opts, o2.fuse_opts));
 	}

@@ -82,6 +82,29 @@ expect_bad "mountpoint that is a file" "Not a directory" \
 	-s "$sock" "$CHANFS"
 expect_bad "unknown FUSE option" "bogus" \
 	-f -o bogus -s "$sock" "$tmp/mnt"
+# --serial NAME=PATH[,listen]: a bad spec is one line naming what is wrong.
+expect_bad "serial spec without =" "--serial 'qga': no '=': expected NAME=PATH[,listen]" \
+	--serial qga -s "$sock" "$tmp/mnt"
+expect_bad "serial spec with an empty name" "--serial '=/x': empty port NAME" \
+	--serial =/x -s "$sock" "$tmp/mnt"
+expect_bad "serial name with a slash" "--serial 'a/b=/x': port NAME 'a/b' is not 1 to 255 of [A-Za-z0-9._-]" \
+	--serial a/b=/x -s "$sock" "$tmp/mnt"
+expect_bad "serial spec with an empty path" "--serial 'qga=': empty PATH" \
+	--serial qga= -s "$sock" "$tmp/mnt"
+expect_bad "serial spec with an unknown option" "--serial 'qga=/x,server': unknown option ',server'" \
+	--serial qga=/x,server -s "$sock" "$tmp/mnt"
+expect_bad "serial path longer than a socket address" "a socket address holds at most 107" \
+	--serial "qga=$tmp/$(printf '%0100d' 0)" -s "$sock" "$tmp/mnt"
+expect_bad "serial port given twice" "--serial 'qga=/b': port qga is given twice" \
+	--serial qga=/a --serial qga=/b -s "$sock" "$tmp/mnt"
+expect_bad "serial socket given twice" "/a is port one's socket already" \
+	--serial one=/a --serial two=/a -s "$sock" "$tmp/mnt"
+expect_bad "serial socket inside the mountpoint" "is inside the mountpoint" \
+	--serial qga="$tmp/mnt/qga.sock" -s "$sock" "$tmp/mnt"
+expect_bad "serial socket that is the vhost-user socket" "is the vhost-user socket" \
+	--serial qga="$sock" -s "$sock" "$tmp/mnt"
+expect_bad "serial listen socket in a missing directory" "serial qga: $tmp/none/q.sock: cannot listen: No such file or directory" \
+	-f --serial qga="$tmp/none/q.sock,listen" -s "$sock" "$tmp/mnt"
 
 if "$CHANFS" --help >"$tmp/out" 2>"$tmp/err" && grep -q -- "--buf-size" "$tmp/out" &&
    [ ! -s "$tmp/err" ]; then
