@@ -10,6 +10,7 @@
 
 #include "chanfs/chan.h"
 #include "chanfs/chandir.h"
+#include "chanfs/console.h"
 #include "chanfs/fs.h"
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
@@ -20,10 +21,23 @@
 #include "chanfs/vu.h"
 #include "options.h"
 
-/* The front-end's line of status. */
+/* What status says before the directories' lines: each front-end, and
+ * the console device when there is one. */
+struct main_status {
+	struct vu *vu, *console_vu;
+	struct console *console;
+};
+
 static void main_status(void *arg, FILE *out)
 {
-	vu_status(arg, out);
+	struct main_status *st = arg;
+
+	vu_status(st->vu, out);
+	if (!st->console)
+		return;
+	fputs("console ", out);
+	vu_status(st->console_vu, out);
+	console_status(st->console, out);
 }
 
 int main(int argc, char **argv)
@@ -38,6 +52,9 @@ int main(int argc, char **argv)
 	struct serial_sock **ports;
 	struct vsock_uds *uds = NULL;
 	struct vu *vu;
+	struct console *con = NULL;
+	struct vu *con_vu = NULL;
+	struct main_status st;
 	struct fs *fs;
 	unsigned i;
 	int rc;
@@ -69,11 +86,26 @@ int main(int argc, char **argv)
 	serial = serial_new(l, &chans, o.vsock.buf_size);
 	ports = calloc(o.nserial ? o.nserial : 1, sizeof *ports);
 	if (!serial || !ports ||
-	    (o.nserial && serial_register(serial, &dirs) < 0))
+	    ((o.nserial || o.nports) && serial_register(serial, &dirs) < 0))
 		fatal("cannot create the serial ports");
 	for (i = 0; i < o.nserial; i++)
 		if (!(ports[i] = serial_sock_new(l, serial, &o.serial[i])))
 			exit(2);	/* logged why: a socket-path error */
+	/* The console device's ports join the same table. */
+	if (o.console_socket) {
+		struct console_config cc = {
+			(const char *const *)o.ports, o.nports, o.console,
+		};
+
+		if (!(con = console_new(l, serial, &cc)))
+			exit(2);	/* logged why */
+		con_vu = vu_new(l, o.console_socket, console_vu_device(con),
+		                con);
+		if (!con_vu)
+			exit(2);	/* vu_new logged why */
+		if (vu_set_mountpoint(con_vu, o.mountpoint) < 0)
+			fatal("out of memory");
+	}
 	vu = vu_new(l, o.socket, vsock_vu_device(), v);
 	if (!vu)
 		exit(2);	/* vu_new logged why: a socket-path error */
@@ -84,14 +116,19 @@ int main(int argc, char **argv)
 		fatal("out of memory");
 	fc.mountpoint = o.mountpoint;
 	fc.fuse_opts = o.fuse_opts;
+	st.vu = vu;
+	st.console_vu = con_vu;
+	st.console = con;
 	fc.status = main_status;
-	fc.status_arg = vu;
+	fc.status_arg = &st;
 	fc.close_timeout_ms = o.vsock.close_timeout_ms;
 	fs = fs_new(l, &chans, &dirs, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
 		for (i = 0; i < o.nserial; i++)
 			serial_sock_free(ports[i]);
+		vu_free(con_vu);
+		console_free(con);
 		serial_free(serial);
 		free(ports);
 		vsock_uds_free(uds);
@@ -103,6 +140,9 @@ int main(int argc, char **argv)
 	}
 	log_info("serving vsock (guest CID %llu) on %s",
 	         (unsigned long long)o.vsock.guest_cid, o.socket);
+	if (con)
+		log_info("serving a virtio-console with %u ports on %s",
+		         o.nports, o.console_socket);
 	rc = fs_daemonize(fs, o.foreground);
 	if (rc < 0)
 		log_warnx("cannot go to the background: %s", strerror(-rc));
@@ -113,6 +153,8 @@ int main(int argc, char **argv)
 	fs_free(fs);
 	for (i = 0; i < o.nserial; i++)
 		serial_sock_free(ports[i]);
+	vu_free(con_vu);
+	console_free(con);
 	serial_free(serial);
 	free(ports);
 	vsock_uds_free(uds);

@@ -19,6 +19,8 @@
 
 #include <fuse_lowlevel.h>
 
+#include "chanfs/console.h"
+#include "chanfs/serial.h"
 #include "options.h"
 
 #define OPT_DEFAULT_CID 3
@@ -46,6 +48,9 @@ enum {
 	OPT_BACKLOG,
 	OPT_ACCEPT_TIMEOUT,
 	OPT_LISTEN_LINGER,
+	OPT_CONSOLE_SOCKET,
+	OPT_PORT,
+	OPT_CONSOLE,
 	OPT_SERIAL,
 	OPT_UDS,
 };
@@ -60,6 +65,9 @@ static const struct option opt_long_options[] = {
 	{ "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
 	{ "listen-linger", required_argument, NULL, OPT_LISTEN_LINGER },
 	{ "listen", required_argument, NULL, 'l' },
+	{ "console-socket", required_argument, NULL, OPT_CONSOLE_SOCKET },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "serial", required_argument, NULL, OPT_SERIAL },
 	{ "uds", required_argument, NULL, OPT_UDS },
 	{ "foreground", no_argument, NULL, 'f' },
@@ -104,6 +112,12 @@ static void opt_help(FILE *out)
 	      "      --uds PATH            Firecracker-style hybrid sockets: clients of PATH\n"
 	      "                            send \"CONNECT <port>\\n\"; guest connections to a\n"
 	      "                            port P nobody listens on go to PATH_P\n"
+	      "      --console-socket PATH serve a virtio-console device (multiport) on this\n"
+	      "                            vhost-user socket too; its ports are serial/NAME\n"
+	      "      --port NAME           a port of the console device (repeatable; in\n"
+	      "                            port order, at most 31)\n"
+	      "      --console NAME        port 0 of the console device, offered to the\n"
+	      "                            guest as its console\n"
 	      "  -f, --foreground          stay in the foreground (logs stay on stderr;\n"
 	      "                            in the background they are discarded)\n"
 	      "  -d, --debug               protocol traces on stderr (implies -f)\n"
@@ -268,6 +282,41 @@ out:
 	return rc;
 }
 
+/* A console port name, in port order (--console's goes first). */
+static int opt_add_port(struct daemon_options *o, const char *opt,
+                        const char *name, bool first)
+{
+	char **ports, *copy;
+	unsigned i;
+
+	if (!serial_port_name_ok(name))
+		return opt_bad("%s: '%s' is not a port name (letters, digits, "
+		               "'.', '_' and '-', at most 255)", opt, name);
+	for (i = 0; i < o->nports; i++)
+		if (!strcmp(o->ports[i], name))
+			return opt_bad("%s: port %s given twice", opt, name);
+	if (o->nports == CONSOLE_MAX_PORTS)
+		return opt_bad("%s: more than %u console ports", opt,
+		               CONSOLE_MAX_PORTS);
+	if (first && o->console)
+		return opt_bad("--console: given twice");
+	ports = realloc(o->ports, (o->nports + 1) * sizeof *ports);
+	if (!ports)
+		return opt_bad("out of memory");
+	o->ports = ports;
+	if (!(copy = strdup(name)))
+		return opt_bad("out of memory");
+	if (first) {
+		memmove(o->ports + 1, o->ports, o->nports * sizeof *o->ports);
+		o->ports[0] = copy;
+		o->console = true;
+	} else {
+		o->ports[o->nports] = copy;
+	}
+	o->nports++;
+	return 0;
+}
+
 static int opt_add_fuse_opts(struct daemon_options *o, const char *s)
 {
 	char *joined;
@@ -370,6 +419,21 @@ static int opt_parse_one(struct daemon_options *o, int c, const char *arg)
 		o->uds = opt_absolute(arg);
 		if (!o->uds)
 			return opt_bad("--uds: %s: %s", arg, strerror(errno));
+		break;
+	case OPT_CONSOLE_SOCKET:
+		if (!*arg)
+			return opt_bad("--console-socket: empty path");
+		free(o->console_socket);
+		o->console_socket = opt_absolute(arg);
+		if (!o->console_socket)
+			return opt_bad("--console-socket: %s: %s", arg,
+			               strerror(errno));
+		break;
+	case OPT_PORT:
+		rc = opt_add_port(o, "--port", arg, false);
+		break;
+	case OPT_CONSOLE:
+		rc = opt_add_port(o, "--console", arg, true);
 		break;
 	case 'o':
 		rc = opt_add_fuse_opts(o, arg);
@@ -493,20 +557,27 @@ static int opt_parse_mountpoint(struct daemon_options *o, const char *arg)
 	return 0;
 }
 
+/* Whether path lies in the mount (by its text: nothing is looked at). */
+static bool opt_inside_mount(const struct daemon_options *o, const char *path)
+{
+	size_t mlen = strlen(o->mountpoint);
+	char *lex = opt_lexical_path(path);
+	bool inside = lex && !strncmp(lex, o->mountpoint, mlen) &&
+	              (lex[mlen] == '/' || lex[mlen] == '\0' ||
+	               !strcmp(o->mountpoint, "/"));
+
+	free(lex);
+	return inside;
+}
+
 /* A socket path that is the vhost-user socket or lies in the mount would
  * make chanfs wait on itself (a connect there asks our own FUSE loop). */
 static int opt_check_serial_paths(const struct daemon_options *o)
 {
-	size_t mlen = strlen(o->mountpoint);
-
 	for (unsigned i = 0; i < o->nserial; i++) {
 		const struct serial_sock_spec *sp = &o->serial[i];
-		char *lex = opt_lexical_path(sp->path);
-		bool inside = lex && !strncmp(lex, o->mountpoint, mlen) &&
-		              (lex[mlen] == '/' || lex[mlen] == '\0' ||
-		               !strcmp(o->mountpoint, "/"));
+		bool inside = opt_inside_mount(o, sp->path);
 
-		free(lex);
 		if (inside)
 			return opt_bad("--serial %s: %s is inside the mountpoint %s",
 			               sp->name, sp->path, o->mountpoint);
@@ -517,6 +588,41 @@ static int opt_check_serial_paths(const struct daemon_options *o)
 			return opt_bad("--serial %s: %s is the --uds socket",
 			               sp->name, sp->path);
 	}
+	return 0;
+}
+
+/* The console device: its socket and its ports go together; its socket
+ * follows the serial sockets' rules and is none of theirs; its port
+ * names are not theirs either. */
+static int opt_check_console(const struct daemon_options *o)
+{
+	const char *p = o->console_socket;
+
+	for (unsigned i = 0; i < o->nports; i++)
+		for (unsigned k = 0; k < o->nserial; k++)
+			if (!strcmp(o->ports[i], o->serial[k].name))
+				return opt_bad("--port: port %s is a --serial "
+				               "port too", o->ports[i]);
+	if (o->nports && !p)
+		return opt_bad("--port and --console name console ports: they "
+		               "need --console-socket");
+	if (!p)
+		return 0;
+	if (!o->nports)
+		return opt_bad("--console-socket: no ports (--port NAME, "
+		               "--console NAME)");
+	if (!strcmp(p, o->socket))
+		return opt_bad("--console-socket: %s is the vhost-user socket",
+		               p);
+	if (o->uds && !strcmp(p, o->uds))
+		return opt_bad("--console-socket: %s is the --uds socket", p);
+	if (opt_inside_mount(o, p))
+		return opt_bad("--console-socket: %s is inside the mountpoint %s",
+		               p, o->mountpoint);
+	for (unsigned i = 0; i < o->nserial; i++)
+		if (!strcmp(o->serial[i].path, p))
+			return opt_bad("--console-socket: %s is port %s's socket "
+			               "already", p, o->serial[i].name);
 	return 0;
 }
 
@@ -572,7 +678,9 @@ int daemon_options_parse(struct daemon_options *o, int argc, char **argv)
 	if (!o->socket)
 		return opt_bad("--socket is required (the vhost-user socket to serve)");
 	rc = opt_parse_mountpoint(o, argv[optind]);
-	return rc ? rc : opt_check_serial_paths(o);
+	if (!rc)
+		rc = opt_check_serial_paths(o);
+	return rc ? rc : opt_check_console(o);
 }
 
 void daemon_options_free(struct daemon_options *o)
@@ -585,5 +693,9 @@ void daemon_options_free(struct daemon_options *o)
 	free(o->serial);
 	free(o->uds);
 	free(o->fuse_opts);
+	free(o->console_socket);
+	while (o->nports)
+		free(o->ports[--o->nports]);
+	free(o->ports);
 	memset(o, 0, sizeof *o);
 }

@@ -25,6 +25,12 @@ struct daemon_options {
 	                                    nserial of them */
 	unsigned nserial;
 	char *uds;                /* --uds: hybrid socket path, or NULL */
+	char *console_socket;     /* --console-socket: the console device's
+	                             vhost-user socket (absolute), or NULL */
+	char **ports;             /* its ports in port order (--console's
+	                             first, then every --port), nports */
+	unsigned nports;
+	bool console;             /* --console: port 0 is a console */
 	char *fuse_opts;          /* every -o joined with ',', or NULL */
 	bool foreground;          /* -f (also implied by -d) */
 	bool debug;               /* -d: protocol traces */

@@ -133,8 +133,9 @@
 struct loop;
 struct vq;
 
-/* The most queues a device may have. */
-#define VU_MAX_QUEUES 8
+/* The most queues a device may have (console: 2 per port and 2 for
+ * control, so 31 ports; the vring index field allows 256). */
+#define VU_MAX_QUEUES 64
 /* Largest payload accepted (anything larger is malformed). */
 #define VU_MAX_PAYLOAD 4096
 

@@ -157,35 +157,6 @@ static struct env *env_get(void)
 
 /* Read every reply waiting; returns how many there were, checking each
  * answers req. */
-static unsigned drain_replies(struct env *e, uint32_t req)
-{
-	uint8_t buf[VU_HDR_SIZE + VU_MAX_PAYLOAD];
-	unsigned n = 0;
-	uint32_t hdr[3];
-	ssize_t got;
-
-	for (;;) {
-		got = recv(e->sv[1], hdr, sizeof hdr, MSG_DONTWAIT);
-		if (got < 0 && errno == EAGAIN)
-			return n;
-		CHECK(got == (ssize_t)sizeof hdr);
-		CHECK(hdr[0] == req);
-		CHECK(hdr[1] == (VU_VERSION | VU_FLAG_REPLY));
-		CHECK(hdr[2] <= sizeof buf - VU_HDR_SIZE);
-		if (hdr[2])
-			CHECK(recv(e->sv[1], buf, hdr[2], MSG_DONTWAIT) ==
-			      (ssize_t)hdr[2]);
-		n++;
-	}
-}
-
-static bool has_own_reply(uint32_t req)
-{
-	return req == VU_GET_FEATURES || req == VU_GET_PROTOCOL_FEATURES ||
-	       req == VU_GET_QUEUE_NUM || req == VU_GET_VRING_BASE ||
-	       req == VU_GET_CONFIG;
-}
-
 /* As a disconnect would: the server forgets the front-end. */
 static void disconnect(struct env *e)
 {
@@ -212,8 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (size - pos >= FUZZ_VU_HDR) {
 		const uint8_t *h = data + pos;
 		uint32_t msize = h[3] | (uint32_t)h[4] << 8;
-		size_t take = msize, i;
-		unsigned nfds = h[2] & 0xf, replies;
+		size_t take = msize;
 		int r;
 
 		pos += FUZZ_VU_HDR;
@@ -232,28 +202,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pos += take;
 			continue;
 		}
-		memset(&m, 0, offsetof(struct vu_msg, payload));
-		m.request = h[0];
-		if ((h[1] & 0xf0) == 0xf0)
-			m.flags = h[1] & 0xf;
-		else
-			m.flags = VU_VERSION | ((h[1] & 1) ? VU_FLAG_NEED_REPLY
-			                                   : 0);
-		m.size = msize;
-		memcpy(m.payload, data + pos, take);
-		memset(m.payload + take, 0, VU_MAX_PAYLOAD - take);
+		fuzz_vu_fill_msg(&m, h, data + pos, take, &e->fds);
 		pos += take;
-		if (nfds > 8)
-			nfds = 8;
-		for (i = 0; i < nfds; i++)
-			m.fds[i] = fuzz_vu_make_fd(&e->fds, (h[2] >> 4) & 3);
-		m.nfds = nfds;
-
-		r = vu_handle_msg(e->vu, e->sv[0], &m);
-		replies = drain_replies(e, m.request);
-		CHECK(replies <= 1);
-		if (r == 0 && has_own_reply(m.request))
-			CHECK(replies == 1);
+		r = fuzz_vu_send_checked(e->vu, e->sv[0], e->sv[1], &m);
 		if (r < 0)
 			disconnect(e);
 	}

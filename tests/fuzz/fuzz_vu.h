@@ -74,6 +74,17 @@ void fuzz_vu_kick_all(const struct fuzz_vu_fds *f);
 void fuzz_vu_close_kickers(struct fuzz_vu_fds *f);
 /* FUZZ_VU_POKE: p = le16 offset, then bytes written into mem there. */
 void fuzz_vu_poke(uint8_t *mem, const uint8_t *p, size_t len);
+struct vu;
+struct vu_msg;
+/* A message record (header h, its payload p of take bytes) into m, with
+ * its fds made (fuzz_vu.h's layout). */
+void fuzz_vu_fill_msg(struct vu_msg *m, const uint8_t *h, const uint8_t *p,
+                      size_t take, struct fuzz_vu_fds *f);
+/* Hand m to vu as from the front-end on socket fd, whose peer end is
+ * peer (non-blocking): check that at most one reply came, each well
+ * formed and answering m's request, and exactly one when the request has
+ * its own and was accepted.  Returns vu_handle_msg's result. */
+int fuzz_vu_send_checked(struct vu *vu, int fd, int peer, struct vu_msg *m);
 /* Open fds of this process. */
 int fuzz_count_fds(void);
 /* Open fds once they are back to baseline, or after a few seconds: vu

@@ -1,6 +1,7 @@
 /*
- * What fuzz_vu and fuzz_device share: the fds a hostile front-end hands
- * over, guest memory pokes and kicks (fuzz_vu.h).
+ * What fuzz_vu, fuzz_device and fuzz_console share: the fds a hostile
+ * front-end hands over, guest memory pokes and kicks, message records
+ * and the checks on their replies (fuzz_vu.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chanfs/vu.h"
 #include "fuzz_vu.h"
 
 static void fuzz_vu_check(bool ok, const char *what)
@@ -138,4 +140,69 @@ int fuzz_count_fds_settled(int baseline)
 	for (i = 0; (n = fuzz_count_fds()) != baseline && i < 5000; i++)
 		nanosleep(&tick, NULL);
 	return n;
+}
+
+void fuzz_vu_fill_msg(struct vu_msg *m, const uint8_t *h, const uint8_t *p,
+                      size_t take, struct fuzz_vu_fds *f)
+{
+	unsigned nfds = h[2] & 0xf, i;
+
+	memset(m, 0, offsetof(struct vu_msg, payload));
+	m->request = h[0];
+	if ((h[1] & 0xf0) == 0xf0)
+		m->flags = h[1] & 0xf;
+	else
+		m->flags = VU_VERSION | ((h[1] & 1) ? VU_FLAG_NEED_REPLY : 0);
+	m->size = h[3] | (uint32_t)h[4] << 8;
+	memcpy(m->payload, p, take);
+	memset(m->payload + take, 0, VU_MAX_PAYLOAD - take);
+	if (nfds > 8)
+		nfds = 8;
+	for (i = 0; i < nfds; i++)
+		m->fds[i] = fuzz_vu_make_fd(f, (h[2] >> 4) & 3);
+	m->nfds = nfds;
+}
+
+/* Read every reply waiting on peer; returns how many, checking each
+ * answers req. */
+static unsigned fuzz_vu_drain_replies(int peer, uint32_t req)
+{
+	uint8_t buf[VU_HDR_SIZE + VU_MAX_PAYLOAD];
+	uint32_t hdr[3];
+	unsigned n = 0;
+	ssize_t got;
+
+	for (;;) {
+		got = recv(peer, hdr, sizeof hdr, MSG_DONTWAIT);
+		if (got < 0 && errno == EAGAIN)
+			return n;
+		fuzz_vu_check(got == (ssize_t)sizeof hdr, "reply header");
+		fuzz_vu_check(hdr[0] == req, "reply answers its request");
+		fuzz_vu_check(hdr[1] == (VU_VERSION | VU_FLAG_REPLY),
+		              "reply flags");
+		fuzz_vu_check(hdr[2] <= sizeof buf - VU_HDR_SIZE, "reply size");
+		if (hdr[2])
+			fuzz_vu_check(recv(peer, buf, hdr[2], MSG_DONTWAIT) ==
+			              (ssize_t)hdr[2], "reply payload");
+		n++;
+	}
+}
+
+static bool fuzz_vu_has_own_reply(uint32_t req)
+{
+	return req == VU_GET_FEATURES || req == VU_GET_PROTOCOL_FEATURES ||
+	       req == VU_GET_QUEUE_NUM || req == VU_GET_VRING_BASE ||
+	       req == VU_GET_CONFIG;
+}
+
+int fuzz_vu_send_checked(struct vu *vu, int fd, int peer, struct vu_msg *m)
+{
+	uint32_t req = m->request;
+	int r = vu_handle_msg(vu, fd, m);
+	unsigned replies = fuzz_vu_drain_replies(peer, req);
+
+	fuzz_vu_check(replies <= 1, "at most one reply");
+	if (r == 0 && fuzz_vu_has_own_reply(req))
+		fuzz_vu_check(replies == 1, "a reply of its own");
+	return r;
 }

@@ -7,6 +7,10 @@
  * tests/fuzz/corpus/vu/ was made with it; crashers found by fuzzing are
  * added there by hand (named crash-*).
  *
+ * gen-corpus-vu --console DIR — seeds for fuzz_console (QEMU 11.1's
+ * sequence for a two-port console device, a driver's handshake, data
+ * both ways, hostile control messages).
+ *
  * gen-corpus-vu --device DIR — seeds for fuzz_device (the same records,
  * sent through the socket to the real vsock device): every vu seed plus
  * guest and host traffic, messages split into pieces and joined, and fds
@@ -581,6 +585,171 @@ static void dev_seeds(void)
 	}
 }
 
+/* --- gen-corpus-vu --console DIR: seeds for fuzz_console ------------------
+ * The message sequence QEMU 11.1 sent chanfs's console device
+ * (vhost-user-test-device-pci, two ports: 6 queues, 12 config bytes),
+ * then a Linux-like driver on the control queues and the ports, and the
+ * hostile control messages the device must shrug off.  Rings are laid out
+ * tighter than above: six queues fit the 64 KiB of guest memory. */
+#define CNQ 6
+#define CDESC(q) (0x1000ULL + 0x400ULL * (q))
+#define CAVAIL(q) (CDESC(q) + 0x100)
+#define CUSED(q) (CDESC(q) + 0x200)
+#define CDATA(q, n) (0x4000ULL + 0x800ULL * (q) + 0x100ULL * ((n) % QSIZE))
+#define CON_HOST 0xf6
+#define CON_MULTIPORT VBIT(1)
+
+static void con_init(struct seed *s)
+{
+	unsigned q;
+
+	msg0(s, VU_GET_FEATURES);
+	msg0(s, VU_GET_PROTOCOL_FEATURES);
+	msg_u64(s, VU_SET_PROTOCOL_FEATURES, 0, VU_PROTOCOL_FEATURES);
+	msg0(s, VU_GET_QUEUE_NUM);
+	msg0(s, VU_SET_OWNER);
+	msg0(s, VU_GET_FEATURES);
+	for (q = 0; q < CNQ; q++) {
+		msg_file(s, VU_SET_VRING_CALL, 0, q, EV);
+		msg_file(s, VU_SET_VRING_ERR, 0, q, EV);
+	}
+	{
+		uint8_t p[12 + 12] = { 0 };
+		struct vu_config_hdr h = { 0, 12, 0 };
+
+		memcpy(p, &h, sizeof h);
+		msg(s, VU_GET_CONFIG, 0, 0, p, sizeof p);
+	}
+}
+
+static void con_start(struct seed *s, uint64_t features)
+{
+	unsigned q;
+
+	msg_u64(s, VU_SET_FEATURES, 0, features);
+	msg_mem(s, NEED, FDS(1, MEMFD), &whole, 1);
+	for (q = 0; q < CNQ; q++) {
+		msg_state(s, VU_SET_VRING_NUM, 0, q, QSIZE);
+		msg_state(s, VU_SET_VRING_BASE, 0, q, 0);
+		msg_addr(s, 0, q, FUZZ_VU_UVA + CDESC(q),
+		         FUZZ_VU_UVA + CUSED(q), FUZZ_VU_UVA + CAVAIL(q));
+		msg_file(s, VU_SET_VRING_KICK, 0, q, EV);
+		msg_file(s, VU_SET_VRING_CALL, 0, q, EV);
+	}
+	for (q = 0; q < CNQ && has_pf(features); q++)
+		msg_state(s, VU_SET_VRING_ENABLE, 0, q, 1);
+}
+
+/* Buffer n of queue q: writable (receive queues 0, 2, 4) or readable
+ * with bytes p (transmit queues 1, 3, 5). */
+static void con_post(struct seed *s, unsigned q, uint16_t n, const void *p,
+                     uint16_t len)
+{
+	bool rx = q % 2 == 0;
+	struct vring_desc d = {
+		.addr = CDATA(q, n),
+		.len = rx ? 0x100 : len,
+		.flags = rx ? VRING_DESC_F_WRITE : 0,
+	};
+	uint16_t head = n % QSIZE, idx = n + 1;
+
+	if (!rx)
+		poke(s, CDATA(q, n), p, len);
+	poke(s, CDESC(q) + 16 * head, &d, sizeof d);
+	poke(s, CAVAIL(q) + 4 + 2 * head, &head, 2);
+	poke(s, CAVAIL(q) + 2, &idx, 2);
+}
+
+/* A control message from the driver (queue 3), slot n. */
+static void con_ctl(struct seed *s, uint16_t n, uint32_t id, uint16_t event,
+                    uint16_t value)
+{
+	uint8_t m[8];
+
+	memcpy(m, &id, 4);
+	memcpy(m + 4, &event, 2);
+	memcpy(m + 6, &value, 2);
+	con_post(s, 3, n, m, sizeof m);
+}
+
+static void con_host(struct seed *s, uint8_t op, uint8_t port, uint8_t n)
+{
+	uint8_t p[3] = { op, port, n };
+
+	msg(s, CON_HOST, 0, 0, p, sizeof p);
+}
+
+/* The driver's side of the handshake and some data both ways. */
+static void con_traffic(struct seed *s)
+{
+	uint16_t i;
+
+	for (i = 0; i < 4; i++)
+		con_post(s, 2, i, NULL, 0);
+	con_ctl(s, 0, 0xffffffff, 0, 1);            /* DEVICE_READY */
+	kick(s);
+	con_post(s, 0, 0, NULL, 0);
+	con_post(s, 4, 0, NULL, 0);
+	con_ctl(s, 1, 0, 3, 1);                     /* PORT_READY 0 */
+	con_ctl(s, 2, 1, 3, 1);                     /* PORT_READY 1 */
+	con_host(s, 0, 1, 0);                       /* host opens b */
+	kick(s);
+	con_ctl(s, 3, 1, 6, 1);                     /* PORT_OPEN 1 */
+	con_post(s, 5, 0, "guest to host", 13);
+	con_host(s, 2, 1, 2);                       /* host writes 128 */
+	kick(s);
+	con_host(s, 3, 1, 1);                       /* host reads */
+	con_ctl(s, 4, 1, 6, 0);                     /* PORT_OPEN 0 */
+	con_host(s, 1, 1, 0);
+	kick(s);
+}
+
+static void con_seeds(void)
+{
+	static struct seed s;
+	uint64_t f = ACKED | CON_MULTIPORT;
+
+	memset(&s, 0, sizeof s);
+	con_init(&s);
+	save(&s, "ok-qemu-111-console-init");
+
+	memset(&s, 0, sizeof s);
+	con_init(&s);
+	con_start(&s, f | VBIT(VIRTIO_F_IN_ORDER_BIT));
+	con_traffic(&s);
+	qemu_stop(&s, f);
+	save(&s, "ok-console-handshake-data-in-order");
+
+	memset(&s, 0, sizeof s);
+	con_start(&s, f);
+	con_traffic(&s);
+	save(&s, "ok-console-handshake-data");
+
+	memset(&s, 0, sizeof s);
+	con_start(&s, ACKED);
+	con_post(&s, 0, 0, NULL, 0);
+	con_post(&s, 1, 0, "single port", 11);
+	con_host(&s, 0, 0, 0);
+	con_host(&s, 2, 0, 1);
+	kick(&s);
+	con_host(&s, 3, 0, 1);
+	save(&s, "ok-console-single-port");
+
+	/* Hostile: short, for no port, a device's event, unknown, again. */
+	memset(&s, 0, sizeof s);
+	con_start(&s, f);
+	con_post(&s, 2, 0, NULL, 0);
+	con_post(&s, 3, 0, "abc", 3);
+	con_ctl(&s, 1, 7, 6, 1);
+	con_ctl(&s, 2, 0, 1, 1);
+	con_ctl(&s, 3, 0, 99, 0);
+	con_ctl(&s, 4, 0xffffffff, 0, 1);
+	con_ctl(&s, 5, 0xffffffff, 0, 1);
+	con_ctl(&s, 6, 1, 6, 1);
+	kick(&s);
+	save(&s, "bad-console-control-messages");
+}
+
 int main(int argc, char **argv)
 {
 	static struct seed s;
@@ -590,8 +759,14 @@ int main(int argc, char **argv)
 		dev_seeds();
 		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[1], "--console")) {
+		out_dir = argv[2];
+		con_seeds();
+		return 0;
+	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: gen-corpus-vu [--device] DIR\n");
+		fprintf(stderr, "usage: gen-corpus-vu [--device|--console] "
+		        "DIR\n");
 		return 2;
 	}
 	out_dir = argv[1];

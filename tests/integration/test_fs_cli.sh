@@ -106,6 +106,35 @@ expect_bad "serial socket that is the vhost-user socket" "is the vhost-user sock
 expect_bad "serial listen socket in a missing directory" "serial qga: $tmp/none/q.sock: cannot listen: No such file or directory" \
 	-f --serial qga="$tmp/none/q.sock,listen" -s "$sock" "$tmp/mnt"
 
+# The console device: --console-socket with --port/--console names.
+csock=$tmp/console.sock
+expect_bad "console port name with a slash" "--port: 'a/b' is not a port name" \
+	--console-socket "$csock" --port a/b -s "$sock" "$tmp/mnt"
+expect_bad "console port given twice" "--port: port a given twice" \
+	--console-socket "$csock" --port a --port a -s "$sock" "$tmp/mnt"
+expect_bad "console port named by --console and --port" "--port: port a given twice" \
+	--console-socket "$csock" --console a --port a -s "$sock" "$tmp/mnt"
+expect_bad "--console given twice" "--console: given twice" \
+	--console-socket "$csock" --console a --console b -s "$sock" "$tmp/mnt"
+expect_bad "console ports without a console socket" "they need --console-socket" \
+	--port a -s "$sock" "$tmp/mnt"
+expect_bad "console socket without ports" "--console-socket: no ports" \
+	--console-socket "$csock" -s "$sock" "$tmp/mnt"
+expect_bad "console socket that is the vhost-user socket" "--console-socket: $sock is the vhost-user socket" \
+	--console-socket "$sock" --port a -s "$sock" "$tmp/mnt"
+set -- --console-socket "$csock"
+i=0
+while [ $i -lt 32 ]; do set -- "$@" --port "p$i"; i=$((i + 1)); done
+expect_bad "32 console ports" "more than 31 console ports" "$@" -s "$sock" "$tmp/mnt"
+expect_bad "console port that is a serial port" "--port: port qga is a --serial port too" \
+	--serial qga=/a --console-socket "$csock" --port qga -s "$sock" "$tmp/mnt"
+expect_bad "console socket that is the --uds socket" "--console-socket: /u is the --uds socket" \
+	--uds /u --console-socket /u --port a -s "$sock" "$tmp/mnt"
+expect_bad "console socket inside the mountpoint" "is inside the mountpoint" \
+	--console-socket "$tmp/mnt/c.sock" --port a -s "$sock" "$tmp/mnt"
+expect_bad "console socket that is a serial socket" "--console-socket: /a is port qga's socket already" \
+	--serial qga=/a --console-socket /a --port b -s "$sock" "$tmp/mnt"
+
 if "$CHANFS" --help >"$tmp/out" 2>"$tmp/err" && grep -q -- "--buf-size" "$tmp/out" &&
    [ ! -s "$tmp/err" ]; then
 	report ok "--help prints the options and exits 0"

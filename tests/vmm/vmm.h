@@ -50,7 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMM_MAX_QUEUES 8
+#define VMM_MAX_QUEUES 64
 #define VMM_MAX_REGIONS 2
 /* Default guest memory size. */
 #define VMM_DEFAULT_MEM (64u << 20)
