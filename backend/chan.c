@@ -124,6 +124,13 @@ int chan_set_args(struct chan *c, const char *args)
 
 /* --- device side -------------------------------------------------------- */
 
+/* to_guest is discarded: so is what the device had not taken of a parked
+ * write (its writer learns how much went through chan_unpark). */
+static void chan_park_drop(struct chan *c)
+{
+	c->park_len = 0;
+}
+
 void chan_opened(struct chan *c)
 {
 	if (c->state != CHAN_CONNECTING)
@@ -147,6 +154,7 @@ void chan_guest_norecv(struct chan *c)
 	c->guest_norecv = true;
 	/* Nobody will take what is still queued for the guest. */
 	chan_ref(c);
+	chan_park_drop(c);
 	ring_reset(&c->to_guest);
 	chan_notify(c);
 	chan_unref(c);
@@ -158,6 +166,7 @@ void chan_closed(struct chan *c)
 		return;
 	chan_ref(c);
 	c->state = CHAN_CLOSED;
+	chan_park_drop(c);
 	ring_reset(&c->to_guest);
 	chan_notify(c);
 	chan_unref(c);
@@ -170,6 +179,7 @@ void chan_reset(struct chan *c, int err)
 	chan_ref(c);
 	c->state = CHAN_RESET;
 	c->error = err > 0 ? err : ECONNRESET;
+	chan_park_drop(c);
 	ring_reset(&c->to_guest);
 	chan_notify(c);
 	chan_unref(c);
@@ -188,15 +198,47 @@ size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt)
 	return n;
 }
 
+int chan_guest_peek(const struct chan *c, struct iovec iov[3], size_t max)
+{
+	size_t used = ring_used(&c->to_guest);
+	int n = ring_peek(&c->to_guest, iov, max);
+
+	if (max > used && c->park_len) {
+		iov[n].iov_base = (void *)c->park;
+		iov[n].iov_len = max - used < c->park_len ? max - used :
+		                 c->park_len;
+		n++;
+	}
+	return n;
+}
+
+/* The device took k bytes of the parked write in place. */
+static void chan_park_took(struct chan *c, size_t k)
+{
+	c->park += k;
+	c->park_len -= k;
+	c->park_took += k;
+	c->written += k;
+}
+
 void chan_guest_took(struct chan *c, size_t n)
 {
 	struct chan_watcher *w;
+	size_t ring = ring_used(&c->to_guest), k = 0;
 
-	if (n > ring_used(&c->to_guest))
-		n = ring_used(&c->to_guest);
+	if (n > ring + c->park_len)
+		n = ring + c->park_len;
 	chan_ref(c);
 	c->tx_bytes += n;
+	if (n > ring) {
+		k = n - ring;
+		chan_park_took(c, k);
+		n = ring;
+	}
 	ring_consume(&c->to_guest, n);
+	/* The parked writer may be done, or may now fit in the window. */
+	if (k)
+		chan_notify(c);
 	LIST_FOREACH(w, &c->watchers, link) {
 		if (w->mark && c->tx_bytes >= w->mark) {
 			w->mark = 0;
@@ -312,6 +354,10 @@ ssize_t chan_write(struct chan *c, const void *buf, size_t len)
 	err = chan_write_error(c);
 	if (err)
 		return err;
+	/* Before len 0's answer: a probe must learn that a write cannot
+	 * take data (uds reads its socket only as far as a write fits). */
+	if (ring_alloc(&c->to_guest) < 0)
+		return -ENOMEM;
 	if (len == 0)
 		return 0;
 	n = ring_write(&c->to_guest, buf, len);
@@ -321,6 +367,36 @@ ssize_t chan_write(struct chan *c, const void *buf, size_t len)
 	if (c->be->host_wrote)
 		c->be->host_wrote(c);
 	return n;
+}
+
+int chan_park(struct chan *c, const void *buf, size_t len)
+{
+	int err = chan_write_error(c);
+
+	if (err)
+		return err;
+	if (!c->be->reads_parked)
+		return -ENOTSUP;
+	if (c->park)
+		return -EBUSY;
+	if (len == 0)
+		return 0;
+	c->park = buf;
+	c->park_len = len;
+	c->park_took = 0;
+	if (c->be->host_wrote)
+		c->be->host_wrote(c);
+	return 0;
+}
+
+size_t chan_unpark(struct chan *c)
+{
+	size_t took = c->park_took;
+
+	c->park = NULL;
+	c->park_len = 0;
+	c->park_took = 0;
+	return took;
 }
 
 uint64_t chan_written(const struct chan *c)
@@ -359,7 +435,7 @@ unsigned chan_poll(const struct chan *c)
 	if (chan_read_empty(c) != -EAGAIN || !ring_empty(&c->to_host))
 		mask |= POLLIN;
 	if (chan_write_error(c) ||
-	    ring_used(&c->to_guest) <= c->to_guest.lowat)
+	    (ring_used(&c->to_guest) <= c->to_guest.lowat && !c->park_len))
 		mask |= POLLOUT;
 	if (c->state == CHAN_RESET)
 		mask |= POLLERR;

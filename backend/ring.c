@@ -21,12 +21,20 @@ int ring_init(struct ring *r, uint32_t cap)
 	 * when the u32 counters wrap (2^32 is a multiple of cap). */
 	if (cap == 0 || (cap & (cap - 1)))
 		return -EINVAL;
-	r->buf = malloc(cap);
-	if (!r->buf)
-		return -ENOMEM;
+	/* The buffer comes with the first byte (ring_alloc): ten thousand
+	 * idle connections must not cost two windows of memory each, nor a
+	 * touched page for malloc's header. */
 	r->cap = cap;
 	r->lowat = cap - 1;
 	return 0;
+}
+
+int ring_alloc(struct ring *r)
+{
+	if (r->buf)
+		return 0;
+	r->buf = malloc(r->cap);
+	return r->buf ? 0 : -ENOMEM;
 }
 
 void ring_destroy(struct ring *r)
@@ -83,7 +91,7 @@ size_t ring_write(struct ring *r, const void *data, size_t len)
 {
 	uint32_t n = ring_min(len, ring_space(r));
 
-	if (n == 0)
+	if (n == 0 || ring_alloc(r) < 0)
 		return 0;
 	ring_copy_in(r, r->head, data, n);
 	ring_produced(r, n);
@@ -103,6 +111,8 @@ size_t ring_writev(struct ring *r, const struct iovec *iov, int iovcnt)
 
 		if (n == 0)
 			continue;
+		if (ring_alloc(r) < 0)
+			break;
 		ring_copy_in(r, r->head + done, iov[i].iov_base, n);
 		done += n;
 	}
@@ -164,9 +174,13 @@ void ring_consume(struct ring *r, size_t n)
 		ring_consumed(r, c);
 }
 
-int ring_reserve(const struct ring *r, struct iovec iov[2], size_t max)
+int ring_reserve(struct ring *r, struct iovec iov[2], size_t max)
 {
-	return ring_span(r, r->head, ring_min(max, ring_space(r)), iov);
+	uint32_t n = ring_min(max, ring_space(r));
+
+	if (n && ring_alloc(r) < 0)
+		return 0;
+	return ring_span(r, r->head, n, iov);
 }
 
 void ring_commit(struct ring *r, size_t n)

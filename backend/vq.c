@@ -540,7 +540,12 @@ int vq_drain(struct vq *vq, struct vq_elem *elem, unsigned budget,
 	vq_disable_notify(vq);
 	for (;;) {
 		if (want && !want(arg)) {
-			vq_enable_notify(vq);
+			/* Lazy kicks: new buffers are no news while there is
+			 * nothing to put in them, and the next drain asks for
+			 * a kick if it finds the ring empty (one wake-up less
+			 * per packet for an RX queue). */
+			if (!vq->lazy_kicks)
+				vq_enable_notify(vq);
 			break;
 		}
 		if (budget == 0) {

@@ -224,6 +224,14 @@ static int vsock_check_config(const struct vsock_config *cfg)
 	return 0;
 }
 
+/* The coalescing wait of the held connections is over. */
+static void vsock_coalesce_done(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	vsock_conn_release_held(arg);
+}
+
 struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
                         struct chan_set *chans)
 {
@@ -250,11 +258,16 @@ struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
 	TAILQ_INIT(&v->listeners);
 	for (i = 0; i < VSOCK_RST_MAX; i++)
 		TAILQ_INSERT_TAIL(&v->rst_free, &v->rst_pool[i], link);
+	TAILQ_INIT(&v->held);
+	if (!v->cfg.coalesce_us)
+		v->cfg.coalesce_us = VSOCK_COALESCE_US;
 	loop_task_init(&v->fill_task, vsock_rx_fill, v);
 	loop_task_init(&v->tx_task, vsock_tx_task, v);
 	v->rx_elem = malloc(sizeof *v->rx_elem);
 	v->tx_elem = malloc(sizeof *v->tx_elem);
-	if (!v->rx_elem || !v->tx_elem || vsock_conn_table_init(v) < 0) {
+	v->coalesce_timer = evtimer_new(loop_base(l), vsock_coalesce_done, v);
+	if (!v->rx_elem || !v->tx_elem || !v->coalesce_timer ||
+	    vsock_conn_table_init(v) < 0) {
 		vsock_free(v);
 		errno = ENOMEM;
 		return NULL;
@@ -271,6 +284,8 @@ void vsock_free(struct vsock *v)
 	vsock_listeners_free(v);
 	loop_cancel(v->loop, &v->fill_task);
 	loop_cancel(v->loop, &v->tx_task);
+	if (v->coalesce_timer)
+		event_free(v->coalesce_timer);
 	free(v->rx_elem);
 	free(v->tx_elem);
 	vsock_conn_table_free(v);

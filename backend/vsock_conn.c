@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -12,6 +13,8 @@
 #include "chanfs/log.h"
 #include "chanfs/ring.h"
 #include "vsock_priv.h"
+
+static void vsock_conn_held_remove(struct vsock_conn *c);
 
 #define VSOCK_SHUT_BOTH \
 	(VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)
@@ -169,6 +172,7 @@ void vsock_conn_remove(struct vsock_conn *c, bool send_rst)
 		TAILQ_REMOVE(&v->ctlq, &c->ctl, link);
 	if (c->in_rr)
 		TAILQ_REMOVE(&v->rr, c, rr_link);
+	vsock_conn_held_remove(c);
 	if (c->in_todo)
 		TAILQ_REMOVE(&v->todo, c, todo_link);
 	if (c->timer)
@@ -223,7 +227,7 @@ static void vsock_conn_timeout(evutil_socket_t fd, short what, void *arg)
 	if ((c->local_shut & VSOCK_SHUT_BOTH) != VSOCK_SHUT_BOTH)
 		log_info(VSOCK_CONN_FMT ": closed by the host with %u bytes not "
 		         "delivered after %u ms (the guest does not read); RST",
-		         VSOCK_CONN_ARGS(c), ring_used(&c->chan->to_guest),
+		         VSOCK_CONN_ARGS(c), (unsigned)chan_guest_pending(c->chan),
 		         c->v->cfg.close_timeout_ms);
 	else
 		log_info(VSOCK_CONN_FMT ": close timed out after %u ms "
@@ -342,7 +346,78 @@ bool vsock_conn_can_send(const struct vsock_conn *c)
 	if ((c->peer_shut & VIRTIO_VSOCK_SHUTDOWN_RCV) ||
 	    (c->local_shut & VIRTIO_VSOCK_SHUTDOWN_SEND))
 		return false;
-	return !ring_empty(&c->chan->to_guest);
+	return chan_guest_pending(c->chan) > 0;
+}
+
+static uint64_t vsock_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void vsock_conn_sent_data(struct vsock_conn *c, bool small)
+{
+	if (!small) {
+		c->small_at_us = 0;
+		return;
+	}
+	c->small_at_us = vsock_now_us();
+	c->small_rx_cnt = c->rx_cnt;
+}
+
+/* Should c's small data wait for more (VSOCK_SMALL_PKT)?  Only right
+ * after a small packet, while the guest has sent no data since, and never
+ * once the host is closing (its close waits for the data). */
+static bool vsock_conn_hold(struct vsock_conn *c, uint64_t *left_us)
+{
+	uint64_t wait = c->v->cfg.coalesce_us, now;
+
+	if (!c->small_at_us || c->rx_cnt != c->small_rx_cnt ||
+	    c->host_closed || c->local_shut_want ||
+	    chan_guest_pending(c->chan) >= VSOCK_SMALL_PKT)
+		return false;
+	now = vsock_now_us();
+	if (now - c->small_at_us >= wait)
+		return false;
+	*left_us = wait - (now - c->small_at_us);
+	return true;
+}
+
+static void vsock_conn_held_add(struct vsock_conn *c, uint64_t left_us)
+{
+	struct vsock *v = c->v;
+	struct timeval tv = { .tv_sec = (time_t)(left_us / 1000000u),
+	                      .tv_usec = (suseconds_t)(left_us % 1000000u) };
+
+	if (c->held)
+		return;
+	TAILQ_INSERT_TAIL(&v->held, c, held_link);
+	c->held = true;
+	/* One timer for every held connection: the first one's wait.  Those
+	 * held later are released with it, a little early. */
+	if (v->coalesce_timer && !evtimer_pending(v->coalesce_timer, NULL))
+		evtimer_add(v->coalesce_timer, &tv);
+}
+
+static void vsock_conn_held_remove(struct vsock_conn *c)
+{
+	if (!c->held)
+		return;
+	TAILQ_REMOVE(&c->v->held, c, held_link);
+	c->held = false;
+}
+
+void vsock_conn_release_held(struct vsock *v)
+{
+	struct vsock_conn *c;
+
+	while ((c = TAILQ_FIRST(&v->held)) != NULL) {
+		vsock_conn_held_remove(c);
+		c->small_at_us = 0;
+		vsock_conn_update_rr(c);
+	}
 }
 
 void vsock_conn_update_rr(struct vsock_conn *c)
@@ -350,7 +425,13 @@ void vsock_conn_update_rr(struct vsock_conn *c)
 	struct vsock *v = c->v;
 	bool can = vsock_conn_can_send(c);
 	bool credit = vsock_conn_peer_credit(c) > 0;
+	uint64_t left_us;
 
+	if (can && credit && !c->in_rr && vsock_conn_hold(c, &left_us)) {
+		vsock_conn_held_add(c, left_us);
+		return;
+	}
+	vsock_conn_held_remove(c);
 	if (can && credit && !c->in_rr) {
 		TAILQ_INSERT_TAIL(&v->rr, c, rr_link);
 		c->in_rr = true;
@@ -409,7 +490,7 @@ static void vsock_conn_check_shutdown(struct vsock_conn *c)
 	if (c->state == VSOCK_CONNECTING || c->state == VSOCK_RESET)
 		return;
 	if (!(c->peer_shut & VIRTIO_VSOCK_SHUTDOWN_RCV) &&
-	    !ring_empty(&c->chan->to_guest))
+	    chan_guest_pending(c->chan))
 		return;
 	vsock_ctl_queue(c, VSOCK_CTL_SHUTDOWN);
 }
@@ -455,6 +536,9 @@ void vsock_conn_do_todo(struct vsock_conn *c)
 		}
 	}
 	vsock_conn_check_shutdown(c);
+	/* A closing or shut host waits for its data: no more coalescing. */
+	if (c->held)
+		vsock_conn_update_rr(c);
 }
 
 /* --- the chan backend: called inside chan calls, so only record ------------- */
@@ -527,4 +611,5 @@ static const struct chan_backend vsock_chan_backend = {
 	.host_shutdown = vsock_be_host_shutdown,
 	.host_close = vsock_be_host_close,
 	.host_abort = vsock_be_host_abort,
+	.reads_parked = true,
 };

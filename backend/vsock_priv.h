@@ -57,6 +57,21 @@ _Static_assert(sizeof(struct virtio_vsock_hdr) == VSOCK_HDR_SIZE,
  * pin the loop.  Fixed, not per queue size: a 32768-entry ring must not
  * make one turn longer. */
 #define VSOCK_BUDGET 256
+/* Small-write coalescing: data for a connection shorter than this (less
+ * than one Linux RX buffer) is small.  After a small packet, more small
+ * data waits up to coalesce_us (vsock_config; default below) for company
+ * while the guest sends no data on the connection (credit updates do not
+ * count): a stream of tiny host writes reaches the guest in few packets
+ * (Linux >= 6.12.92 counts tiny packets against the socket's memory), a
+ * request/response exchange, where the guest answers in between, is never
+ * held. */
+#define VSOCK_SMALL_PKT 4096u
+/* Guest packet bytes handled per TX run (a loop turn); the rest waits for
+ * the next turn, so that both directions get about the same bytes per
+ * turn (an RX fill moves at most its posted buffers: 256 KiB of Linux's
+ * 4 KiB buffers in a 128-entry ring). */
+#define VSOCK_TX_TURN_BYTES (256u << 10)
+#define VSOCK_COALESCE_US 1000u
 
 #define VSOCK_RXQ 0
 #define VSOCK_TXQ 1
@@ -120,6 +135,13 @@ struct vsock_conn {
 	 * host_close arrive inside chan calls, where we only record). */
 	bool in_todo;
 	TAILQ_ENTRY(vsock_conn) todo_link;
+	/* Small-write coalescing: when the last small data packet went
+	 * (monotonic us, 0: the last packet was not small) and rx_cnt then
+	 * (the guest's data since answers it). */
+	uint64_t small_at_us;
+	uint32_t small_rx_cnt;
+	bool held;                      /* in v->held, waiting for company */
+	TAILQ_ENTRY(vsock_conn) held_link;
 	struct event *timer;            /* connect or close timeout */
 	bool timer_held;                /* rings stopped: timer_left_ms to */
 	unsigned timer_left_ms;         /* go once they start again */
@@ -166,6 +188,8 @@ struct vsock {
 	TAILQ_HEAD(, vsock_ctl) ctlq;
 	TAILQ_HEAD(, vsock_conn) rr;
 	TAILQ_HEAD(, vsock_conn) todo;
+	TAILQ_HEAD(, vsock_conn) held;   /* small data waiting (coalescing) */
+	struct event *coalesce_timer;    /* ends the wait of v->held */
 	struct vsock_ctl rst_pool[VSOCK_RST_MAX];
 	TAILQ_HEAD(, vsock_ctl) rst_free;
 	uint64_t rst_dropped;
@@ -178,6 +202,7 @@ struct vsock {
 	void *unlistened_arg;
 	/* Counters for status. */
 	uint64_t pkts_rx, pkts_tx, pkts_rejected;
+	uint32_t tx_turn_bytes;          /* this TX run's, VSOCK_TX_TURN_BYTES */
 };
 
 /* --- vsock_conn.c ------------------------------------------------------- */
@@ -226,6 +251,12 @@ bool vsock_conn_can_send(const struct vsock_conn *c);
 /* Re-evaluate c for the data round-robin (after data, credit or state
  * changed) and schedule a fill if it has something to send. */
 void vsock_conn_update_rr(struct vsock_conn *c);
+/* A data packet went to the guest; small (coalescing starts) when it
+ * carried all there was, shorter than VSOCK_SMALL_PKT, and left its buffer
+ * part empty (neither the buffer nor the guest's credit cut it short). */
+void vsock_conn_sent_data(struct vsock_conn *c, bool small);
+/* The coalescing wait is over: every held connection may send. */
+void vsock_conn_release_held(struct vsock *v);
 /* After guest data or a header arrived: take the guest's window. */
 void vsock_conn_peer_credit_update(struct vsock_conn *c, uint32_t buf_alloc,
                                    uint32_t fwd_cnt);

@@ -119,9 +119,9 @@ static uint32_t vsock_rx_ctl(struct vsock *v, const struct vq_elem *e)
 static uint32_t vsock_rx_data(struct vsock *v, const struct vq_elem *e)
 {
 	struct vsock_conn *c = TAILQ_FIRST(&v->rr);
-	struct ring *r = &c->chan->to_guest;
-	struct iovec src[2];
+	struct iovec src[3];
 	uint32_t n, off = 0;
+	bool small;
 	int i, cnt;
 
 	TAILQ_REMOVE(&v->rr, c, rr_link);
@@ -129,11 +129,17 @@ static uint32_t vsock_rx_data(struct vsock *v, const struct vq_elem *e)
 	n = e->in_len - VSOCK_HDR_SIZE;
 	if (n > VSOCK_MAX_RX_PAYLOAD)
 		n = VSOCK_MAX_RX_PAYLOAD;
+	/* All there is, and less than both the buffer and the credit allow:
+	 * a small write (coalescing, vsock_priv.h). */
+	small = chan_guest_pending(c->chan) < n &&
+	        chan_guest_pending(c->chan) < vsock_conn_peer_credit(c) &&
+	        chan_guest_pending(c->chan) < VSOCK_SMALL_PKT;
 	if (n > vsock_conn_peer_credit(c))
 		n = vsock_conn_peer_credit(c);
-	if (n > ring_used(r))
-		n = ring_used(r);
-	cnt = ring_peek(r, src, n);
+	if (n > chan_guest_pending(c->chan))
+		n = (uint32_t)chan_guest_pending(c->chan);
+	/* to_guest, then a parked host write straight from its buffer */
+	cnt = chan_guest_peek(c->chan, src, n);
 	for (i = 0; i < cnt; i++) {
 		vsock_rx_scatter(e, VSOCK_HDR_SIZE + off, src[i].iov_base,
 		                 src[i].iov_len);
@@ -141,6 +147,7 @@ static uint32_t vsock_rx_data(struct vsock *v, const struct vq_elem *e)
 	}
 	vsock_rx_conn_hdr(c, e, VIRTIO_VSOCK_OP_RW, 0, n);
 	c->tx_cnt += n;
+	vsock_conn_sent_data(c, small);
 	chan_guest_took(c->chan, n);
 	vsock_conn_after_data(c);
 	return VSOCK_HDR_SIZE + n;
@@ -197,6 +204,10 @@ void vsock_rx_fill(void *arg)
 		c->in_todo = false;
 		vsock_conn_do_todo(c);
 	}
+	/* RX buffers are wanted only when there is something to send: the
+	 * guest's refills need not wake us (vq_drain, lazy kicks). */
+	if (v->vq[VSOCK_RXQ])
+		v->vq[VSOCK_RXQ]->lazy_kicks = true;
 	vsock_drain(v, VSOCK_RXQ, v->rx_elem, vsock_rx_buf, vsock_rx_want,
 	            &v->fill_task);
 }

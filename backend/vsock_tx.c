@@ -351,13 +351,33 @@ static void vsock_tx_packet(struct vsock *v, const struct vq_elem *e)
 /* vq_drain's handler: one packet; TX buffers have nothing to write. */
 static uint32_t vsock_tx_one(void *arg, const struct vq_elem *e)
 {
-	vsock_tx_packet(arg, e);
+	struct vsock *v = arg;
+
+	v->tx_turn_bytes += e->out_len;
+	vsock_tx_packet(v, e);
 	return 0;
+}
+
+/* vq_drain's test: this turn's TX byte budget is not spent yet, or the
+ * host has nothing for the guest waiting (then there is nobody to yield
+ * to). */
+static bool vsock_tx_want(void *arg)
+{
+	const struct vsock *v = arg;
+
+	return v->tx_turn_bytes < VSOCK_TX_TURN_BYTES || TAILQ_EMPTY(&v->rr);
 }
 
 void vsock_tx_run(struct vsock *v)
 {
-	vsock_drain(v, VSOCK_TXQ, v->tx_elem, vsock_tx_one, NULL, &v->tx_task);
+	v->tx_turn_bytes = 0;
+	vsock_drain(v, VSOCK_TXQ, v->tx_elem, vsock_tx_one, vsock_tx_want,
+	            &v->tx_task);
+	/* Spent: the rest next turn, after the RX fill had its turn (guest
+	 * packets are large, RX buffers small: counted in packets, the
+	 * guest's sending would crowd out the host's). */
+	if (!vsock_tx_want(v))
+		loop_defer_next(v->loop, &v->tx_task);
 }
 
 void vsock_tx_task(void *arg)

@@ -167,7 +167,15 @@ static void fs_req_done(struct fs_file *f, struct fs_req *r)
 		event_free(r->timer);
 	if (r->waiting && f->cd->ops->wait)
 		f->cd->ops->wait(f->cd->ctx, f->name, false);
-	free(r->data);
+	if (r->taken_buf) {
+		f->fs->taken_bufs--;
+		if (f->fs->nspare < FS_SPARE_BUFS)
+			f->fs->spare[f->fs->nspare++] = r->own;
+		else
+			free(r->own);
+	} else {
+		free(r->own);
+	}
 	free(r);
 }
 
@@ -502,6 +510,22 @@ static ssize_t fs_chan_write(struct fs_file *f, const char *buf, size_t len,
 	return chan_write(f->c, buf, len);
 }
 
+static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r);
+
+/* May a parked write keep libfuse's request buffer (where p lies) rather
+ * than copy len bytes of it?  When it is large, the buffer is the one
+ * libfuse filled, and not too many are held. */
+static bool fs_write_can_take_buf(const struct fs_file *f, const char *p,
+                                  size_t len)
+{
+	const struct fs *fs = f->fs;
+	const char *mem = fs->buf.mem;
+
+	return len >= FS_TAKE_MIN && fs->taken_bufs < FS_TAKE_BUFS && mem &&
+	       !(fs->buf.flags & FUSE_BUF_IS_FD) && p >= mem &&
+	       p + len <= mem + fs->buf.size;
+}
+
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                  size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -517,7 +541,10 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		return;
 	}
 	f->nonblock = nonblock;
-	/* Behind a parked writer a new write must wait its turn. */
+	/* Behind a parked writer a new write must wait its turn.  (What
+	 * fits goes into the window even when the guest could take it
+	 * straight from the request: answering at once lets the writer
+	 * prepare its next write while we fill guest buffers.) */
 	if (TAILQ_EMPTY(&f->writes)) {
 		n = fs_chan_write(f, buf, size, fs_write_whole(f, size));
 		if (n == (ssize_t)size) {
@@ -538,12 +565,21 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			fuse_reply_err(req, EAGAIN);
 		return;
 	}
-	/* libfuse reuses its buffer for the next request: keep our own copy
-	 * of what is not taken yet. */
+	/* libfuse reuses its buffer for the next request: take the buffer
+	 * (a large rest) or keep our own copy of what is not taken yet. */
 	r = fs_req_park(f, req, FS_REQ_WRITE);
 	if (r) {
 		r->len = size - n;
-		r->data = malloc(r->len);
+		if (fs_write_can_take_buf(f, buf + n, r->len)) {
+			r->own = f->fs->buf.mem;
+			r->taken_buf = true;
+			f->fs->buf.mem = NULL;
+			f->fs->taken_bufs++;
+			r->data = buf + n;
+		} else if ((r->own = malloc(r->len)) != NULL) {
+			memcpy(r->own, buf + n, r->len);
+			r->data = r->own;
+		}
 	}
 	if (!r || !r->data) {
 		if (r)
@@ -554,19 +590,69 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	memcpy(r->data, buf + n, r->len);
 	r->taken = n;
 	/* The service sets the watcher's mark for the room it waits for. */
 	if (f->room_mark)
 		loop_defer(f->fs->loop, &f->task);
 	log_debug("fs: WRITE %s size %zu: %zd taken, rest parked", f->c->name,
 	          size, n);
+	/* Offered to the device at once; an error is answered by the
+	 * service. */
+	if (r == TAILQ_FIRST(&f->writes) && fs_write_offer(f, r) < 0)
+		loop_defer(f->fs->loop, &f->task);
+}
+
+/* The head write's bytes the device took in place count as taken. */
+static void fs_write_unpark(struct fs_file *f, struct fs_req *r)
+{
+	size_t n;
+
+	if (!r->parked)
+		return;
+	n = chan_unpark(f->c);
+	r->parked = false;
+	r->off += n;
+	r->taken += n;
+}
+
+/* Offer the rest of the head write: into the window when all of it fits
+ * (the write is done), else parked in place for the device to copy into
+ * guest buffers straight from our buffer (no copy into the window), else
+ * (a device that reads only the window) what fits.  Returns the bytes the
+ * window took, 0 when parked, or chan_write's error. */
+static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
+{
+	size_t rest = r->len - r->off;
+	bool whole = r->off == 0 && fs_write_whole(f, r->len);
+	ssize_t n;
+	int rc;
+
+	/* Not a whole (atomic) write, nor one to a shared channel: another
+	 * open's writes would go into the window ahead of the parked
+	 * bytes. */
+	if (!whole && f->cd->mode != CHANDIR_SHARED &&
+	    rest > chan_write_room(f->c)) {
+		rc = chan_park(f->c, r->data + r->off, rest);
+		if (rc == 0) {
+			r->parked = true;
+			return 0;
+		}
+		if (rc != -ENOTSUP && rc != -EBUSY)
+			return rc;
+	}
+	n = fs_chan_write(f, r->data + r->off, rest, whole);
+	if (n > 0) {
+		r->off += n;
+		r->taken += n;
+	}
+	return n;
 }
 
 /* The parked write at the head is finished: all of it, what was taken
  * before an error or interrupt, or the error itself. */
 static void fs_write_end(struct fs_file *f, struct fs_req *r, int err)
 {
+	fs_write_unpark(f, r);
 	if (r->taken > 0)
 		fuse_reply_write(r->req, r->taken);
 	else
@@ -581,13 +667,18 @@ static void fs_serve_writes(struct fs_file *f)
 
 	f->room_mark = 0;
 	while ((r = TAILQ_FIRST(&f->writes)) != NULL) {
-		n = fs_chan_write(f, r->data + r->off, r->len - r->off,
-		                  r->off == 0 && fs_write_whole(f, r->len));
-		if (n > 0) {
-			r->off += n;
-			r->taken += n;
-			if (r->off == r->len)
-				fs_write_end(f, r, 0);
+		fs_write_unpark(f, r);
+		if (r->off == r->len) {
+			fs_write_end(f, r, 0);
+			continue;
+		}
+		n = fs_write_offer(f, r);
+		if (n > 0)
+			continue;
+		if (n == 0 && r->parked) {
+			if (!r->interrupted)
+				break;
+			fs_write_end(f, r, EINTR);
 			continue;
 		}
 		if (n != -EAGAIN) {

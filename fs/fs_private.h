@@ -86,9 +86,13 @@ struct fs_req {
 	bool interrupted;        /* set by the interrupt callback only */
 	bool waiting;            /* OPEN: counted by the directory's wait op */
 	size_t size;             /* READ: bytes asked for */
-	char *data;              /* WRITE: copy of the part not yet taken */
+	const char *data;        /* WRITE: the part not yet taken, in own */
+	void *own;               /* WRITE: our copy, or the request buffer
+	                            taken from libfuse (taken_buf) */
+	bool taken_buf;
 	size_t len, off;         /* WRITE: data length, bytes of it taken */
 	size_t taken;            /* WRITE: bytes of the whole request taken */
+	bool parked;             /* WRITE: data + off is chan_park'ed */
 	uint64_t mark;           /* FLUSH: chan_written() when it came */
 	struct event *timer;     /* FLUSH: the linger time */
 	bool expired;            /* FLUSH: the linger time is over */
@@ -120,6 +124,13 @@ struct fs_file {
 	TAILQ_ENTRY(fs_file) link;
 };
 
+/* A parked write of at least FS_TAKE_MIN bytes keeps libfuse's request
+ * buffer instead of a copy, FS_TAKE_BUFS at most at a time (each is as big
+ * as the largest request); FS_SPARE_BUFS of them are kept for reuse. */
+#define FS_TAKE_MIN (32u << 10)
+#define FS_TAKE_BUFS 16
+#define FS_SPARE_BUFS 4
+
 struct fs {
 	struct loop *loop;
 	struct chan_set *chans;
@@ -127,7 +138,12 @@ struct fs {
 	void (*status)(void *arg, FILE *out); /* fs_config's */
 	void *status_arg;
 	struct fuse_session *se;
-	struct fuse_buf buf;     /* reused for every request */
+	struct fuse_buf buf;     /* reused for every request; a parked write
+	                            may take it (mem NULL: libfuse allocates
+	                            the next, or fs_on_fuse gives a spare) */
+	void *spare[FS_SPARE_BUFS]; /* request buffers given back */
+	unsigned nspare;
+	unsigned taken_bufs;     /* held by parked writes (<= FS_TAKE_BUFS) */
 	struct event *fuse_ev;
 	struct event *sig_ev[3];
 	char *mountpoint;

@@ -72,6 +72,9 @@ static void fs_on_fuse(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (i = 0; i < FS_BATCH; i++) {
+		/* A parked write took the last buffer (fs_file.c). */
+		if (!fs->buf.mem && fs->nspare)
+			fs->buf.mem = fs->spare[--fs->nspare];
 		res = fuse_session_receive_buf(fs->se, &fs->buf);
 		if (res == -EINTR)
 			continue;
@@ -243,6 +246,8 @@ void fs_free(struct fs *fs)
 		fuse_session_destroy(fs->se);
 	}
 	free(fs->buf.mem);
+	while (fs->nspare)
+		free(fs->spare[--fs->nspare]);
 	fs_tree_free(fs);
 	free(fs->mountpoint);
 	free(fs);

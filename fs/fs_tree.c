@@ -292,7 +292,10 @@ static void fs_reply_entry(fuse_req_t req, struct fs *fs,
 	e.ino = n->ino;
 	e.generation = 0;
 	fs_node_stat(fs, n, &e.attr);
-	e.attr_timeout = timeout;
+	/* A connection's node is new at every lookup and its attributes
+	 * never change: caching them spares the GETATTR of open's
+	 * permission check (default_permissions). */
+	e.attr_timeout = n->ino >= FS_INO_DYNAMIC ? FS_FIXED_TIMEOUT : timeout;
 	e.entry_timeout = timeout;
 	fuse_reply_entry(req, &e);
 }

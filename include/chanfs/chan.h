@@ -58,6 +58,10 @@ struct chan_backend {
 	 * the connection at once as an error (vsock: RST), discarding
 	 * to_guest, then drop the device's reference.  NULL: host_close. */
 	void (*host_abort)(struct chan *c);
+	/* The device reads what it sends through chan_guest_peek (to_guest,
+	 * then a parked host write's bytes in place: chan_park), not from
+	 * to_guest alone.  false: chan_park says -ENOTSUP. */
+	bool reads_parked;
 };
 
 /* Host side readiness watcher: something about c changed.  Every watcher
@@ -88,7 +92,13 @@ struct chan {
 	bool guest_eof, guest_norecv, host_shut, host_closed;
 	uint64_t rx_bytes;    /* guest → host bytes accepted */
 	uint64_t tx_bytes;    /* host → guest bytes delivered to the guest */
-	uint64_t written;     /* host → guest bytes chan_write() took */
+	uint64_t written;     /* host → guest bytes chan_write() took, and
+	                         bytes of a parked write the device took */
+	/* A parked host write (chan_park): its bytes follow to_guest's and the
+	 * device may take them in place. */
+	const uint8_t *park;  /* the next of them, NULL: none parked */
+	size_t park_len;      /* bytes of it the device has not taken */
+	size_t park_took;     /* bytes of it the device took */
 	unsigned refs;
 	char name[64];        /* "vsock 3:1234-2:49152" in logs and status */
 	char *args;           /* what the guest said with the connection
@@ -138,7 +148,18 @@ void chan_reset(struct chan *c, int err);
  * the count taken (less than asked only if the guest overran its credit;
  * 0 after chan_guest_eof() or once closed or reset). */
 size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt);
-/* n bytes of to_guest were copied into guest buffers: drop them. */
+/* What there is to send: to_guest's bytes, then a parked write's.  Up to
+ * max of them as up to 3 iovecs (returns their count); valid until the
+ * next chan_guest_took. */
+int chan_guest_peek(const struct chan *c, struct iovec iov[3], size_t max);
+/* Bytes chan_guest_peek would describe with no max. */
+static inline size_t chan_guest_pending(const struct chan *c)
+{
+	return ring_used(&c->to_guest) + c->park_len;
+}
+/* n bytes (of what chan_guest_peek describes) were copied into guest
+ * buffers: drop them, to_guest's first.  Taking bytes of a parked write
+ * fires the watchers (its writer may finish). */
 void chan_guest_took(struct chan *c, size_t n);
 
 /* --- host side ---------------------------------------------------------- */
@@ -163,9 +184,29 @@ void chan_consume(struct chan *c, size_t n);
 /* Write up to len bytes.  Returns the count taken (> 0), -EAGAIN when the
  * window is full, -EPIPE when the guest receives no more, the host shut its
  * side or the channel is CLOSED, -c->error after a reset, -ENOTCONN while
- * CONNECTING.  len 0 returns 0 when a write could take data, else the
- * error.  Calls be->host_wrote when it took data. */
+ * CONNECTING, -ENOMEM when the window's buffer (allocated by the first
+ * write, len 0 included) cannot be.  len 0 returns 0 when a write could
+ * take data, else the error.  Calls be->host_wrote when it took data. */
 ssize_t chan_write(struct chan *c, const void *buf, size_t len);
+/* Park a write that to_guest cannot take now: buf[0, len) (len > 0)
+ * follows what is in to_guest, and the device may copy its bytes into
+ * guest buffers straight from buf, sparing the copy into the window.  One
+ * parked write at a time; buf must stay valid and unchanged until
+ * chan_unpark.  Returns 0; -ENOTSUP when the device reads only to_guest
+ * (copy into the window instead), -EBUSY when a write is parked already,
+ * or what chan_write would say (-EPIPE, -ENOTCONN, -c->error).  Calls
+ * be->host_wrote. */
+int chan_park(struct chan *c, const void *buf, size_t len);
+/* Take the parked write back (none parked: returns 0): returns how many of
+ * its bytes the device took (counted in chan_written); the rest is the
+ * caller's again.  Must be called before buf is freed or changed, and
+ * before chan_close. */
+size_t chan_unpark(struct chan *c);
+/* Bytes a chan_write could take now (the window's free space). */
+static inline size_t chan_write_room(const struct chan *c)
+{
+	return ring_space(&c->to_guest);
+}
 /* Every byte chan_write() has taken so far (delivered, queued or
  * discarded): the mark a later chan_delivered() call compares against. */
 uint64_t chan_written(const struct chan *c);

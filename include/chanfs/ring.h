@@ -35,9 +35,14 @@ struct ring {
 	void *cb_arg;
 };
 
-/* Allocate a ring of cap bytes.  cap must be a power of two between 1 and
- * 2^31.  Returns 0, -EINVAL (bad cap) or -ENOMEM. */
+/* Set up an empty ring of cap bytes.  cap must be a power of two between
+ * 1 and 2^31.  The buffer is allocated with the first byte written or
+ * reserved (ring_alloc), so an idle ring costs no memory.  Returns 0 or
+ * -EINVAL (bad cap). */
 int ring_init(struct ring *r, uint32_t cap);
+/* Allocate the buffer now if it is not yet (the writers below call it).
+ * 0 or -ENOMEM; a write that cannot allocate takes nothing. */
+int ring_alloc(struct ring *r);
 /* Free the buffer; the ring may be ring_init'ed again. */
 void ring_destroy(struct ring *r);
 /* Set the edge callbacks and the low-water mark (lowat < cap, else cap-1). */
@@ -49,7 +54,8 @@ static inline uint32_t ring_space(const struct ring *r) { return r->cap - ring_u
 static inline int ring_empty(const struct ring *r) { return r->head == r->tail; }
 static inline int ring_full(const struct ring *r) { return ring_used(r) == r->cap; }
 
-/* Copy in up to len bytes; returns the count taken (0 when full). */
+/* Copy in up to len bytes; returns the count taken (0 when full, or when
+ * the buffer cannot be allocated). */
 size_t ring_write(struct ring *r, const void *data, size_t len);
 /* Copy in from an iovec array, in order, until the ring is full; returns
  * the count taken.  Fires readable at most once for the whole vector. */
@@ -64,9 +70,10 @@ int ring_peek(const struct ring *r, struct iovec iov[2], size_t max);
  * ring_used). */
 void ring_consume(struct ring *r, size_t n);
 
-/* Zero-copy write side: describe up to max free bytes as 0..2 iovecs.
- * Returns the number filled. */
-int ring_reserve(const struct ring *r, struct iovec iov[2], size_t max);
+/* Zero-copy write side: describe up to max free bytes as 0..2 iovecs
+ * (allocating the buffer first; none when that fails).  Returns the number
+ * filled. */
+int ring_reserve(struct ring *r, struct iovec iov[2], size_t max);
 /* Publish n bytes written into the reserved space (n <= ring_space; more
  * is clamped to ring_space). */
 void ring_commit(struct ring *r, size_t n);

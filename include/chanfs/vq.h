@@ -79,6 +79,7 @@ struct vq {
 	uint16_t signalled_used;  /* used->idx at our last flush decision */
 	bool signalled_valid;
 	bool event_idx, indirect, in_order;
+	bool lazy_kicks;          /* vq_drain: set by the device (RX queues) */
 	bool broken;
 	bool started;
 	int call_fd;              /* -1: nobody to signal */
@@ -168,8 +169,11 @@ bool vq_enable_notify(struct vq *vq);
 /* Handle the available chains under a budget, with notifications off while
  * draining: pop into elem, call fn(arg, elem), push elem with the length fn
  * returns; until want(arg) (NULL: always true) says there is nothing to put
- * in buffers (notifications are enabled again), the ring is empty (enabled
- * again, after checking once more that nothing arrived meanwhile), or
+ * in buffers (notifications are enabled again, unless vq->lazy_kicks: then
+ * they stay off, as buffers are only news when there is something to put
+ * in them, and the caller calls vq_drain again then), the ring is empty
+ * (enabled again, after checking once more that nothing arrived
+ * meanwhile), or
  * budget chains were handled (notifications stay off: the caller continues
  * later, e.g. next loop turn).  Used entries are flushed at the end.
  * Returns 1 when the budget ran out, 0 when done, -EIO when the queue is

@@ -45,6 +45,10 @@ struct vsock_config {
 	unsigned listen_linger_ms;   /* a port made to listen by vsock_accept
 	                                stops this long after its last waiter
 	                                (0: 5000) */
+	unsigned coalesce_us;        /* after a small data packet (< 4 KiB),
+	                                more small data of the connection
+	                                waits this long for company while the
+	                                guest sends nothing on it (0: 1000) */
 };
 
 struct vsock;

@@ -30,11 +30,20 @@
 
 #define BYTES (16u << 20)
 #define CHUNK (64u << 10)
+/* How far a stream may run before the rings stop the first and the second
+ * time.  Each stream waits at its limit until the test raises it, so no
+ * stream can end before a pause however the daemon schedules the two
+ * directions: the writers wait themselves, the echo reader gets no more
+ * than the echo writer sent, and the guest's source no more than the
+ * source reader took plus chanfs's window (credit). */
+#define LIMIT_FIRST (4u << 20)
+#define LIMIT_SECOND (8u << 20)
 
 enum role { ECHO_WRITER, ECHO_READER, SINK_WRITER, SOURCE_READER, NROLES };
 
 struct stream {
 	enum role role;
+	atomic_uint_fast64_t *limit;   /* wait at this offset (the run's) */
 	int fd;
 	uint64_t seed;           /* the data we write or expect (echo) */
 	atomic_uint_fast64_t moved;
@@ -53,6 +62,8 @@ static void *stream_run(void *arg)
 
 	s->fnv = GUEST_FNV_INIT;
 	for (;;) {
+		while (off >= atomic_load(s->limit) && off < BYTES)
+			usleep(1000);
 		if (s->role == ECHO_WRITER || s->role == SINK_WRITER) {
 			size_t n = BYTES - off < CHUNK ? BYTES - off : CHUNK;
 
@@ -105,6 +116,7 @@ struct run {
 	struct vh_guest *g;
 	struct stream s[NROLES];
 	pthread_t th[NROLES];
+	atomic_uint_fast64_t limit;      /* how far the streams may run */
 };
 
 static const char *const role_name[NROLES] = {
@@ -119,6 +131,7 @@ static void run_start(struct run *x, struct vh *h, struct vh_guest *g)
 	memset(x, 0, sizeof(*x));
 	x->h = h;
 	x->g = g;
+	atomic_store(&x->limit, LIMIT_FIRST);
 	assert_true(echo >= 0);
 	x->s[ECHO_WRITER].fd = x->s[ECHO_READER].fd = echo;
 	x->s[ECHO_WRITER].seed = x->s[ECHO_READER].seed = h->seed ^ 1;
@@ -129,6 +142,7 @@ static void run_start(struct run *x, struct vh *h, struct vh_guest *g)
 	                              O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < NROLES; i++) {
 		x->s[i].role = (enum role)i;
+		x->s[i].limit = &x->limit;
 		assert_true(x->s[i].fd >= 0);
 		assert_int_equal(pthread_create(&x->th[i], NULL, stream_run,
 		                                &x->s[i]), 0);
@@ -259,10 +273,12 @@ static void test_pause_and_resume_keep_every_byte_both_ways(void **state)
 	assert_true(vh_chanfs_alive(h));
 	guest_signal(&x, SIGUSR2, "resumed", 1);
 	/* Once more, further on. */
+	atomic_store(&x.limit, LIMIT_SECOND);
 	run_wait_moved(&x, 1u << 20);
 	guest_signal(&x, SIGUSR1, "paused", 2);
 	usleep(100 * 1000);
 	guest_signal(&x, SIGUSR2, "resumed", 2);
+	atomic_store(&x.limit, BYTES);
 	run_check(&x);
 	no_resets(h, g);
 }
@@ -276,6 +292,7 @@ static void test_mem_table_while_running_keeps_every_byte(void **state)
 
 	g = run_begin(&x, h);
 	guest_signal(&x, SIGRTMIN + 1, "remapped", 1);
+	atomic_store(&x.limit, BYTES);
 	/* And again and again while the streams run. */
 	for (n = 2; !run_any_finished(&x); n++) {
 		guest_signal(&x, SIGRTMIN + 1, "remapped", n);
@@ -297,6 +314,8 @@ static void test_driver_restart_resets_connections_new_ones_work(void **state)
 
 	g = run_begin(&x, h);
 	guest_signal(&x, SIGRTMIN, "restarted", 1);
+	/* The streams waiting at their limit go on and find the reset. */
+	atomic_store(&x.limit, BYTES);
 	for (i = 0; i < NROLES; i++) {
 		for (t = 0; t < VH_TIMEOUT_MS / 10; t++) {
 			if (atomic_load(&x.s[i].finished))

@@ -56,6 +56,15 @@ static const struct chan_backend be = {
 	.host_close = be_host_close,
 };
 
+/* A device that reads a parked write in place (chan_guest_peek). */
+static const struct chan_backend be_parked = {
+	.host_wrote = be_host_wrote,
+	.host_consumed = be_host_consumed,
+	.host_shutdown = be_host_shutdown,
+	.host_close = be_host_close,
+	.reads_parked = true,
+};
+
 static void watcher(struct chan *c, void *arg)
 {
 	struct rec *r = arg;
@@ -159,6 +168,111 @@ static void test_new_channel_is_connecting_with_one_reference_in_its_set(void **
 	assert_string_equal(chan_state_name(c), "connecting");
 	chan_unref(c);
 	assert_int_equal(s.count, 0);
+}
+
+/* An open channel whose device reads parked writes in place. */
+static int setup_parked(void **state)
+{
+	struct fix *f;
+
+	if (setup_open(state))
+		return -1;
+	f = *state;
+	f->c->be = &be_parked;
+	return 0;
+}
+
+static size_t peek_all(struct chan *c, char *out, size_t max)
+{
+	struct iovec iov[3];
+	size_t n = 0;
+	int i, cnt = chan_guest_peek(c, iov, max);
+
+	for (i = 0; i < cnt; i++) {
+		memcpy(out + n, iov[i].iov_base, iov[i].iov_len);
+		n += iov[i].iov_len;
+	}
+	return n;
+}
+
+/* A parked write's bytes follow the window's; the device takes them in
+ * place, they count as written when taken, the writer hears of it, and
+ * unpark tells how many went. */
+static void test_parked_write_follows_the_window_and_is_taken_in_place(void **state)
+{
+	struct fix *f = *state;
+	char out[16];
+	static const char park[] = "cdefgh";
+
+	assert_int_equal(chan_write(f->c, "ab", 2), 2);
+	f->rec.wrote = 0;
+	assert_int_equal(chan_park(f->c, park, 6), 0);
+	assert_int_equal(f->rec.wrote, 1);
+	assert_int_equal(chan_guest_pending(f->c), 8);
+	assert_false(chan_poll(f->c) & POLLOUT);
+	assert_int_equal(peek_all(f->c, out, sizeof out), 8);
+	assert_memory_equal(out, "abcdefgh", 8);
+	assert_int_equal(peek_all(f->c, out, 3), 3);
+	assert_memory_equal(out, "abc", 3);
+	assert_int_equal(chan_park(f->c, "x", 1), -EBUSY);
+	f->rec.watches = 0;
+	chan_guest_took(f->c, 1);
+	assert_int_equal(f->rec.watches, 0);   /* the window's byte only */
+	chan_guest_took(f->c, 3);
+	assert_int_equal(f->rec.watches, 1);   /* the parked writer's */
+	assert_int_equal(f->c->tx_bytes, 4);
+	assert_int_equal(chan_written(f->c), 4);
+	assert_int_equal(peek_all(f->c, out, sizeof out), 4);
+	assert_memory_equal(out, "efgh", 4);
+	assert_int_equal(chan_unpark(f->c), 2);
+	assert_int_equal(chan_guest_pending(f->c), 0);
+	assert_int_equal(chan_unpark(f->c), 0);
+	assert_true(chan_poll(f->c) & POLLOUT);
+}
+
+/* A device that reads only the window gets no parked writes; a channel
+ * that cannot take writes refuses one as chan_write would. */
+static void test_park_refused_by_a_window_only_device_and_after_errors(void **state)
+{
+	struct fix *f = *state;
+
+	f->c->be = &be;
+	assert_int_equal(chan_park(f->c, "abc", 3), -ENOTSUP);
+	f->c->be = &be_parked;
+	chan_guest_norecv(f->c);
+	assert_int_equal(chan_park(f->c, "abc", 3), -EPIPE);
+}
+
+/* A reset discards what the device had not taken of a parked write;
+ * unpark still tells what it took before. */
+static void test_reset_discards_the_rest_of_a_parked_write(void **state)
+{
+	struct fix *f = *state;
+
+	assert_int_equal(chan_park(f->c, "abcdef", 6), 0);
+	chan_guest_took(f->c, 2);
+	chan_reset(f->c, ECONNRESET);
+	assert_int_equal(chan_guest_pending(f->c), 0);
+	assert_int_equal(chan_unpark(f->c), 2);
+	assert_int_equal(chan_delivered(f->c, 6), -ECONNRESET);
+}
+
+/* An idle channel holds no window memory: each ring's buffer comes with
+ * its first byte, in whichever direction data flows. */
+static void test_rings_are_allocated_only_when_data_flows(void **state)
+{
+	struct fix *f = *state;
+	char buf[8];
+
+	assert_null(f->c->to_host.buf);
+	assert_null(f->c->to_guest.buf);
+	assert_int_equal(chan_read(f->c, buf, sizeof buf), -EAGAIN);
+	assert_null(f->c->to_host.buf);
+	send_str(f->c, "hi");
+	assert_non_null(f->c->to_host.buf);
+	assert_null(f->c->to_guest.buf);
+	assert_int_equal(chan_write(f->c, "yo", 2), 2);
+	assert_non_null(f->c->to_guest.buf);
 }
 
 /* --- connecting --------------------------------------------------------- */
@@ -750,6 +864,10 @@ int main(void)
 		cmocka_unit_test(test_new_rejects_window_not_power_of_two),
 		cmocka_unit_test_setup_teardown(test_every_watcher_fires_and_a_mark_wakes_only_its_own, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_args_are_copied_replaced_and_cleared, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_rings_are_allocated_only_when_data_flows, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_parked_write_follows_the_window_and_is_taken_in_place, setup_parked, teardown),
+		cmocka_unit_test_setup_teardown(test_park_refused_by_a_window_only_device_and_after_errors, setup_parked, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_discards_the_rest_of_a_parked_write, setup_parked, teardown),
 		cmocka_unit_test(test_new_channel_is_connecting_with_one_reference_in_its_set),
 		cmocka_unit_test_setup_teardown(test_connecting_read_write_peek_say_enotconn_and_poll_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_opened_moves_to_open_and_wakes_the_watcher_once, setup, teardown),

@@ -110,6 +110,38 @@ static void ring_init_rejects_caps_that_are_not_powers_of_two(void **state)
 	ring_destroy(&r);
 }
 
+/* An idle ring costs no memory: the buffer comes with the first byte
+ * written or reserved, not with ring_init (10 000 idle connections). */
+static void ring_buffer_is_allocated_by_the_first_write_not_by_init(void **state)
+{
+	uint8_t out[4];
+	struct iovec iov[2];
+	struct ring r, w;
+
+	(void)state;
+	assert_int_equal(ring_init(&r, 1u << 18), 0);
+	assert_null(r.buf);
+	assert_int_equal(ring_peek(&r, iov, SIZE_MAX), 0);
+	assert_int_equal(ring_read(&r, out, sizeof out), 0);
+	ring_consume(&r, 4);
+	ring_reset(&r);
+	assert_null(r.buf);
+	assert_int_equal(ring_write(&r, "abc", 3), 3);
+	assert_non_null(r.buf);
+	assert_int_equal(ring_read(&r, out, sizeof out), 3);
+	assert_memory_equal(out, "abc", 3);
+	ring_destroy(&r);
+	assert_int_equal(ring_init(&w, 16), 0);
+	assert_null(w.buf);
+	assert_int_equal(ring_reserve(&w, iov, 0), 0);
+	assert_null(w.buf);
+	assert_int_equal(ring_reserve(&w, iov, SIZE_MAX), 1);
+	assert_non_null(w.buf);
+	assert_ptr_equal(iov[0].iov_base, w.buf);
+	assert_int_equal(iov[0].iov_len, 16);
+	ring_destroy(&w);
+}
+
 static void ring_write_takes_what_fits_and_returns_the_count(void **state)
 {
 	uint8_t in[12] = "abcdefghijk", out[12] = { 0 };
@@ -576,6 +608,7 @@ int main(void)
 	uint64_t seed = test_seed();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ring_init_rejects_caps_that_are_not_powers_of_two),
+		cmocka_unit_test(ring_buffer_is_allocated_by_the_first_write_not_by_init),
 		cmocka_unit_test(ring_write_takes_what_fits_and_returns_the_count),
 		cmocka_unit_test(ring_readable_fires_only_when_empty_ring_gets_data),
 		cmocka_unit_test(ring_writable_fires_when_full_ring_is_no_longer_full),

@@ -752,6 +752,63 @@ static void vq_enable_notify_with_event_idx_sets_avail_event(void **state)
 	assert_true(vq_enable_notify(&r->vq));
 }
 
+static bool drain_want_nothing(void *arg)
+{
+	(void)arg;
+	return false;
+}
+
+static bool drain_want_all(void *arg)
+{
+	(void)arg;
+	return true;
+}
+
+static uint32_t drain_fill(void *arg, const struct vq_elem *e)
+{
+	unsigned *n = arg;
+
+	(*n)++;
+	return e->in_len;
+}
+
+/* An RX-like queue (lazy kicks) with nothing to put in buffers keeps
+ * kicks off: the driver posting buffers then wakes nobody (the device pops
+ * them when it has data, and asks for a kick only when it finds the ring
+ * empty). */
+static void vq_drain_with_lazy_kicks_and_nothing_wanted_leaves_kicks_off(void **state)
+{
+	struct fx *f = *state;
+	struct tring *r = &f->r;
+	struct vq_elem *e = malloc(sizeof *e);
+	unsigned n = 0;
+
+	assert_non_null(e);
+	ring_start(f, r, "rx", RING1, 8, 0, 0);
+	r->vq.lazy_kicks = true;
+	post_writable(r, 0, 16);
+	assert_int_equal(vq_drain(&r->vq, e, 4, drain_fill, drain_want_nothing,
+	                          &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(le16toh(r->used->flags), VRING_USED_F_NO_NOTIFY);
+	/* With something wanted it fills, finds the ring empty, asks. */
+	assert_int_equal(vq_drain(&r->vq, e, 4, drain_fill, drain_want_all,
+	                          &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(le16toh(r->used->flags), 0);
+	ring_start(f, r, "rx", RING1, 8, F_EVENT, 0);
+	r->vq.lazy_kicks = true;
+	post_writable(r, 0, 16);
+	assert_int_equal(vq_drain(&r->vq, e, 4, drain_fill, drain_want_nothing,
+	                          &n), 0);
+	assert_int_equal(avail_event(r), 0);  /* stays behind */
+	assert_int_equal(vq_drain(&r->vq, e, 4, drain_fill, drain_want_all,
+	                          &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(avail_event(r), 1);
+	free(e);
+}
+
 static void vq_disable_notify_sets_no_notify_without_event_idx(void **state)
 {
 	struct fx *f = *state;
@@ -962,6 +1019,7 @@ int main(void)
 		T(vq_flush_with_nothing_new_neither_publishes_nor_signals),
 		T(vq_flush_without_call_fd_publishes_but_does_not_signal),
 		T(vq_enable_notify_with_event_idx_sets_avail_event),
+		T(vq_drain_with_lazy_kicks_and_nothing_wanted_leaves_kicks_off),
 		T(vq_disable_notify_sets_no_notify_without_event_idx),
 		T(vq_start_rejects_bad_sizes_and_misaligned_rings),
 		T(vq_stop_gives_back_chains_not_yet_completed),

@@ -837,6 +837,179 @@ static void vsock_host_data_waits_for_rx_buffers(void **state)
 	chan_close(c);
 }
 
+/* ---- small-write coalescing ------------------------------------------------ */
+
+static int fx_setup_long_coalesce(void **state)
+{
+	struct vsock_config cfg = fx_cfg;
+
+	cfg.coalesce_us = 60u * 1000 * 1000;  /* longer than any test */
+	return fx_setup_cfg(state, &cfg);
+}
+
+static int fx_setup_short_coalesce(void **state)
+{
+	struct vsock_config cfg = fx_cfg;
+
+	cfg.coalesce_us = 2000;
+	return fx_setup_cfg(state, &cfg);
+}
+
+/* After a small packet, more small data waits for company while the guest
+ * is silent (a credit update is not an answer); data from the guest (an
+ * answer: request/response) sends it at once, all of it in one packet. */
+static void vsock_small_writes_wait_while_the_guest_sends_no_data(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].len, 1);
+	host_write_all(c, "b", 1);
+	host_write_all(c, "c", 1);
+	assert_int_equal(rx_take(f), 0);
+	tx(f, OP_CREDIT_UPDATE, 1000, LISTEN, 0, 1, NULL, 0);
+	assert_int_equal(rx_take(f), 0);
+	tx(f, OP_RW, 1000, LISTEN, 0, 1, "x", 1);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RW);
+	assert_int_equal(f->pk[0].len, 2);
+	assert_memory_equal(f->pk[0].data, "bc", 2);
+	chan_close(c);
+}
+
+/* A buffer's worth is not small: it goes at once. */
+static void vsock_a_buffers_worth_of_writes_is_not_held(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	uint8_t in[WINDOW];
+
+	fill_pattern(in, sizeof in, 4);
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	host_write_all(c, in, sizeof in);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].len, WINDOW);
+	assert_memory_equal(f->pk[0].data, in, WINDOW);
+	chan_close(c);
+}
+
+/* The host's close does not wait for company: held data goes, then the
+ * SHUTDOWN. */
+static void vsock_host_close_sends_held_small_data_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	host_write_all(c, "b", 1);
+	assert_int_equal(rx_take(f), 0);
+	chan_close(c);
+	assert_int_equal(rx_take(f), 2);
+	assert_int_equal(f->pk[0].op, OP_RW);
+	assert_memory_equal(f->pk[0].data, "b", 1);
+	assert_int_equal(f->pk[1].op, OP_SHUTDOWN);
+	tx(f, OP_RST, 1000, LISTEN, 0, 0, NULL, 0);
+}
+
+/* Held data goes by itself once the wait is over. */
+static void vsock_held_small_data_goes_after_the_wait(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	unsigned got = 0;
+
+	rx_post(f, 4);
+	host_write_all(c, "a", 1);
+	assert_int_equal(rx_take(f), 1);
+	host_write_all(c, "b", 1);
+	RUN_UNTIL(f, (got += rx_take(f)) == 1);
+	assert_int_equal(f->pk[0].len, 1);
+	assert_memory_equal(f->pk[0].data, "b", 1);
+	chan_close(c);
+}
+
+/* ---- turns -------------------------------------------------------------------- */
+
+static int fx_setup_big_window(void **state)
+{
+	struct vsock_config cfg = fx_cfg;
+
+	cfg.buf_size = 1u << 20;
+	return fx_setup_cfg(state, &cfg);
+}
+
+static unsigned tx_used_new(struct drv *d)
+{
+	return (uint16_t)(le16toh(__atomic_load_n(&d->used->idx,
+	                                          __ATOMIC_ACQUIRE)) -
+	                  d->last_used);
+}
+
+/* While host data waits for RX buffers, one TX run handles 256 KiB of
+ * guest packets; the rest follows in the next loop turn, after the RX
+ * fill had its turn.  With nothing waiting for the guest it takes all. */
+static void vsock_tx_run_yields_to_waiting_host_data(void **state)
+{
+	struct fx *f = *state;
+	struct chan *a = guest_connect(f, 1000);
+	struct chan *b = guest_connect(f, 2000);
+	static uint8_t pay[65536], out[65536];
+	struct virtio_vsock_hdr h;
+	struct drv *d = &f->tx;
+	uint64_t got = 0;
+	unsigned round, i;
+	ssize_t n;
+
+	fill_pattern(pay, sizeof pay, 6);
+	for (round = 0; round < 2; round++) {
+		if (round == 0)
+			host_write_all(a, "hello", 5);  /* no RX buffer yet */
+		for (i = 0; i < 5; i++) {
+			int k = free_slot(d);
+			uint64_t base = TXB + (uint64_t)k * STRIDE;
+
+			hdr_init(&h, OP_RW, 2000, LISTEN, sizeof pay, 0,
+			         GUEST_BUF, 0);
+			memcpy(gpa(f, base, HDR), &h, HDR);
+			memcpy(gpa(f, base + HDR, sizeof pay), pay, sizeof pay);
+			set_desc(d, 2 * k, base, HDR + sizeof pay, 0, 0);
+			d->busy[k] = true;
+			publish(d, 2 * k);
+		}
+		f->dev->queue_kicked(f->v, 1, &d->vq);
+		assert_int_equal(tx_used_new(d), round == 0 ? 4 : 5);
+		settle(f);
+		assert_int_equal(tx_used_new(d), 5);
+		while (d->last_used != le16toh(d->used->idx)) {
+			uint32_t id = le32toh(d->used->ring[d->last_used %
+			                                    QSZ].id);
+
+			d->busy[id / 2] = false;
+			d->last_used++;
+		}
+		while ((n = chan_read(b, out, sizeof out)) > 0) {
+			assert_memory_equal(out, pay, (size_t)n);
+			got += (uint64_t)n;
+		}
+		if (round == 0) {
+			/* the host data goes; then nothing waits */
+			rx_post(f, 1);
+			assert_int_equal(rx_take(f), 1);
+			assert_memory_equal(f->pk[0].data, "hello", 5);
+		}
+	}
+	assert_int_equal(got, 10 * sizeof pay);
+	chan_close(a);
+	chan_close(b);
+}
+
 /* ---- credit ----------------------------------------------------------------- */
 
 static void vsock_host_data_never_exceeds_guest_credit(void **state)
@@ -1548,6 +1721,21 @@ int main(void)
 		T(vsock_host_data_fills_two_descriptor_rx_buffers),
 		T(vsock_host_data_fills_one_descriptor_rx_buffers),
 		T(vsock_host_data_waits_for_rx_buffers),
+		cmocka_unit_test_setup_teardown(
+			vsock_tx_run_yields_to_waiting_host_data,
+			fx_setup_big_window, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_small_writes_wait_while_the_guest_sends_no_data,
+			fx_setup_long_coalesce, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_a_buffers_worth_of_writes_is_not_held,
+			fx_setup_long_coalesce, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_host_close_sends_held_small_data_at_once,
+			fx_setup_long_coalesce, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			vsock_held_small_data_goes_after_the_wait,
+			fx_setup_short_coalesce, fx_teardown),
 		T(vsock_host_data_never_exceeds_guest_credit),
 		T(vsock_credit_update_follows_host_reads),
 		T(vsock_credit_update_when_guest_saw_a_full_window),

@@ -58,7 +58,7 @@ static void usage(FILE *f)
 "                           ignore   [,n=K][,delay=MS][,chunk=BYTES]\n"
 "  -c, --connect PORT:SVC   send=N | echo-check=N | recv | bad=KIND\n"
 "                           [,n=K][,chunk=BYTES][,after=GUESTPORT]\n"
-"                           (N: BYTES or MIN-MAX)\n"
+"                           (N: BYTES or MIN-MAX; check=0: no checksum)\n"
 "      --misbehave KIND[@PORT]  overrun | unknown-op | hdr-len |\n"
 "                           wrong-cid | noconn (connect to host PORT,\n"
 "                           default 6000) | ignore-request (listen on\n"

@@ -114,6 +114,7 @@ struct guest_conn {
 	uint32_t last_fwd_cnt;      /* fwd_cnt last told to the peer */
 	struct guest_bytes rxq;
 	uint64_t rx_total;          /* bytes received */
+	uint64_t rx_pkts;           /* RW packets that carried them */
 	/* send side: the peer's credit */
 	uint32_t peer_buf_alloc, peer_fwd_cnt;
 	uint32_t tx_cnt;            /* bytes sent (wraps like the fields) */
@@ -299,11 +300,16 @@ struct guest_conn *guest_conn_next(struct guest_conn *c);
  * or read per pump), after=PORT (connect: start once a connection to the
  * guest's listening PORT was accepted), first=HEX (connect: send these
  * bytes, hex-encoded, e.g. a named service's connect string with its NUL,
- * before the service's own bytes; not counted in tx or tx_fnv).
+ * before the service's own bytes; not counted in tx or tx_fnv), check=0
+ * (sink, source, send, recv: no checksum and no data stream, so that
+ * benchmarks measure the device and not the checksum; the fnv fields
+ * then stay at their initial value).
  *
  * Every connection prints one line when it ends:
  *   conn lport=L rport=R svc=S status=ST rx=N rx_fnv=H tx=N tx_fnv=H
- *        inflight_max=N peer_buf_alloc=N stalls=N seed=H [check=ok|...]
+ *        inflight_max=N peer_buf_alloc=N stalls=N seed=H rx_pkts=N
+ *        [check=ok|...]
+ * (rx_pkts: the RW packets its rx bytes came in)
  * "open lport=L rport=R svc=S" when it is established, and "stall lport=L
  * rport=R inflight=N peer_buf_alloc=N" the first time a write is held back
  * by the host's credit.
@@ -333,6 +339,8 @@ struct guest_svc_spec {
 	uint8_t first[GUEST_FIRST_MAX]; /* connect: sent before the
 	                               service's own bytes (first=HEX) */
 	size_t first_len;
+	bool nocheck;               /* check=0: no checksum, no data stream
+	                               (benchmarks: counts only) */
 };
 
 /* Parse "PORT:SVC[=ARG][,key=val...]" for --listen (listen true) or

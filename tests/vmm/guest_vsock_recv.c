@@ -82,6 +82,7 @@ static void guest_recv_rw(struct guest_conn *c, const uint8_t *payload,
 		return;
 	}
 	c->rx_total += plen;
+	c->rx_pkts++;
 	guest_conn_dirty(c);
 }
 
