@@ -164,6 +164,10 @@ check "fusermount3 -u ends the daemon with status 0" \
 check "and leaves the mountpoint clean" not_mounted
 
 start -o auto_unmount
+# The mount shows before fusermount3 has handed chanfs the fuse fd and
+# begun to watch it; a SIGKILL in between is fusermount3's race, not a
+# promise of chanfs's.  Kill a daemon that serves.
+until_true sh -c "timeout 5 cat '$mnt/status' >/dev/null 2>&1"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 pid=
