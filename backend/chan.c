@@ -459,8 +459,10 @@ void chan_shutdown(struct chan *c)
 	chan_unref(c);
 }
 
-void chan_close(struct chan *c)
+static void chan_release(struct chan *c, bool abort)
 {
+	void (*op)(struct chan *);
+
 	if (!c || c->host_closed)
 		return;
 	c->host_closed = true;
@@ -470,9 +472,20 @@ void chan_close(struct chan *c)
 		LIST_REMOVE(w, link);
 		w->mark = 0;
 	}
-	if (!chan_device_gone(c) && c->be->host_close)
-		c->be->host_close(c);
+	op = abort && c->be->host_abort ? c->be->host_abort : c->be->host_close;
+	if (!chan_device_gone(c) && op)
+		op(c);
 	chan_unref(c);
+}
+
+void chan_close(struct chan *c)
+{
+	chan_release(c, false);
+}
+
+void chan_abort(struct chan *c)
+{
+	chan_release(c, true);
 }
 
 /* --- both --------------------------------------------------------------- */

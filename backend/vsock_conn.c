@@ -510,6 +510,12 @@ void vsock_conn_after_data(struct vsock_conn *c)
 
 void vsock_conn_do_todo(struct vsock_conn *c)
 {
+	if (c->host_aborted) {
+		log_debug(VSOCK_CONN_FMT ": aborted by the host; RST",
+		          VSOCK_CONN_ARGS(c));
+		vsock_conn_remove(c, true);
+		return;
+	}
 	if (c->host_closed) {
 		if (c->state == VSOCK_CONNECTING) {
 			/* Given up before the guest answered. */
@@ -589,10 +595,21 @@ static void vsock_be_host_close(struct chan *ch)
 	vsock_conn_todo(c);
 }
 
+static void vsock_be_host_abort(struct chan *ch)
+{
+	struct vsock_conn *c = ch->be_ctx;
+
+	if (!c)
+		return;
+	c->host_closed = c->host_aborted = true;
+	vsock_conn_todo(c);
+}
+
 static const struct chan_backend vsock_chan_backend = {
 	.host_wrote = vsock_be_host_wrote,
 	.host_consumed = vsock_be_host_consumed,
 	.host_shutdown = vsock_be_host_shutdown,
 	.host_close = vsock_be_host_close,
+	.host_abort = vsock_be_host_abort,
 	.reads_parked = true,
 };

@@ -218,7 +218,9 @@ void vsock_listener_enqueue(struct vsock *v, uint32_t port, struct chan *ch)
 	l->deadline[slot] = vsock_now_ms() + vsock_accept_timeout(v);
 	if (l->count++ == 0)
 		vsock_listener_arm_expire(l);
-	if (v->incoming_fn)
+	if (l->incoming_fn)
+		l->incoming_fn(l->incoming_arg, port);
+	else if (v->incoming_fn)
 		v->incoming_fn(v->incoming_arg, port);
 }
 
@@ -232,6 +234,19 @@ void vsock_listen(struct vsock *v, uint32_t port)
 	}
 	l->permanent = true;
 	vsock_listener_wanted(l);
+}
+
+void vsock_listen_to(struct vsock *v, uint32_t port,
+                     void (*fn)(void *arg, uint32_t port), void *arg)
+{
+	struct vsock_listener *l;
+
+	vsock_listen(v, port);
+	l = vsock_listener_find(v, port);
+	if (l) {
+		l->incoming_fn = fn;
+		l->incoming_arg = fn ? arg : NULL;
+	}
 }
 
 int vsock_accept(struct vsock *v, uint32_t port, struct chan **out)
@@ -267,7 +282,7 @@ size_t vsock_listening(const struct vsock *v, uint32_t *ports, size_t max)
 	size_t n = 0;
 
 	TAILQ_FOREACH(l, &v->listeners, link) {
-		if (!l->listening)
+		if (!l->listening || l->incoming_fn)
 			continue;
 		if (n < max)
 			ports[n] = l->port;

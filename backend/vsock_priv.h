@@ -124,6 +124,7 @@ struct vsock_conn {
 	uint32_t local_shut;            /* we sent */
 	uint32_t local_shut_want;       /* to send once to_guest drains */
 	bool host_closed;
+	bool host_aborted;              /* chan_abort: RST, not SHUTDOWN */
 	/* Control packets. */
 	unsigned ctl_pending;           /* VSOCK_CTL_* */
 	struct vsock_ctl ctl;
@@ -162,6 +163,9 @@ struct vsock_listener {
 	uint64_t *deadline;             /* ms (monotonic), per queue slot */
 	struct event *linger;           /* stop listening */
 	struct event *expire;           /* the head's accept timeout */
+	/* vsock_listen_to: told instead of v->incoming_fn; not listed. */
+	void (*incoming_fn)(void *arg, uint32_t port);
+	void *incoming_arg;
 	TAILQ_ENTRY(vsock_listener) link;
 };
 

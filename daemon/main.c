@@ -1,5 +1,6 @@
 /*
- * chanfs: the vhost-user vsock device and the file system on one loop.
+ * chanfs: the vhost-user vsock device, the named services over it and the
+ * file system on one loop.
  * The devices register their directories of channels (chandir.h); fs/
  * serves whatever is registered.
  */
@@ -14,6 +15,7 @@
 #include "chanfs/fs.h"
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
+#include "chanfs/services.h"
 #include "chanfs/serial.h"
 #include "chanfs/serial_sock.h"
 #include "chanfs/vsock.h"
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
 	struct chan_set chans;
 	struct chandirs dirs;
 	struct loop *l;
+	struct services *svc = NULL;
 	struct vsock *v;
 	struct serial *serial;
 	struct serial_sock **ports;
@@ -81,6 +84,17 @@ int main(int argc, char **argv)
 		fatal("cannot register the vsock directories");
 	for (i = 0; i < o.nlisten; i++)
 		vsock_listen(v, o.listen[i]);
+	if (o.service_port) {
+		struct services_config sc = {
+			.port = o.service_port,
+			.accept_timeout_ms = o.vsock.accept_timeout_ms,
+			.backlog = o.vsock.backlog,
+		};
+
+		svc = services_new(l, v, &dirs, &sc);
+		if (!svc)
+			fatal("cannot register the named services");
+	}
 	/* The serial ports share the vsock windows' size (--buf-size); the
 	 * `serial` directory is there when there are ports to list. */
 	serial = serial_new(l, &chans, o.vsock.buf_size);
@@ -125,6 +139,7 @@ int main(int argc, char **argv)
 	fs = fs_new(l, &chans, &dirs, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
+		services_free(svc);
 		for (i = 0; i < o.nserial; i++)
 			serial_sock_free(ports[i]);
 		vu_free(con_vu);
@@ -151,6 +166,7 @@ int main(int argc, char **argv)
 
 	/* The host side lets go first, then the device resets what is left. */
 	fs_free(fs);
+	services_free(svc);
 	for (i = 0; i < o.nserial; i++)
 		serial_sock_free(ports[i]);
 	vu_free(con_vu);

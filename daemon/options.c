@@ -30,6 +30,7 @@
 #define OPT_DEFAULT_BACKLOG 16
 #define OPT_DEFAULT_ACCEPT_TIMEOUT 30000
 #define OPT_DEFAULT_LISTEN_LINGER 5000
+#define OPT_DEFAULT_SERVICE_PORT 5000
 
 #define OPT_MIN_BUF_SIZE (4u * 1024)
 #define OPT_MAX_BUF_SIZE (64u * 1024 * 1024)
@@ -48,6 +49,7 @@ enum {
 	OPT_BACKLOG,
 	OPT_ACCEPT_TIMEOUT,
 	OPT_LISTEN_LINGER,
+	OPT_SERVICE_PORT,
 	OPT_CONSOLE_SOCKET,
 	OPT_PORT,
 	OPT_CONSOLE,
@@ -64,6 +66,7 @@ static const struct option opt_long_options[] = {
 	{ "backlog", required_argument, NULL, OPT_BACKLOG },
 	{ "accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT },
 	{ "listen-linger", required_argument, NULL, OPT_LISTEN_LINGER },
+	{ "service-port", required_argument, NULL, OPT_SERVICE_PORT },
 	{ "listen", required_argument, NULL, 'l' },
 	{ "console-socket", required_argument, NULL, OPT_CONSOLE_SOCKET },
 	{ "port", required_argument, NULL, OPT_PORT },
@@ -102,6 +105,9 @@ static void opt_help(FILE *out)
 	      "                            within MS (default 30000)\n"
 	      "      --listen-linger MS    a port opened by vsock/listen/PORT stops listening\n"
 	      "                            MS after its last opener (default 5000)\n"
+	      "      --service-port PORT   the named services' host port: services/NAME\n"
+	      "                            takes guest connections that say pipe:NAME\n"
+	      "                            (default 5000; 0: none)\n"
 	      "  -l, --listen PORT         listen on host port PORT from the start\n"
 	      "                            (repeatable; opening vsock/listen/PORT also does)\n"
 	      "      --serial NAME=PATH[,listen]\n"
@@ -406,6 +412,11 @@ static int opt_parse_one(struct daemon_options *o, int c, const char *arg)
 		                    1, OPT_MAX_TIMEOUT, &v);
 		o->vsock.listen_linger_ms = (unsigned)v;
 		break;
+	case OPT_SERVICE_PORT:
+		rc = opt_parse_range("--service-port", arg, "a port", 0,
+		                     OPT_MAX_PORT, &v);
+		o->service_port = (uint32_t)v;
+		break;
 	case 'l':
 		rc = opt_add_listen(o, arg);
 		break;
@@ -639,6 +650,7 @@ int daemon_options_parse(struct daemon_options *o, int argc, char **argv)
 	o->vsock.backlog = OPT_DEFAULT_BACKLOG;
 	o->vsock.accept_timeout_ms = OPT_DEFAULT_ACCEPT_TIMEOUT;
 	o->vsock.listen_linger_ms = OPT_DEFAULT_LISTEN_LINGER;
+	o->service_port = OPT_DEFAULT_SERVICE_PORT;
 
 	/* Our own messages: getopt's name the program as invoked. */
 	opterr = 0;
@@ -677,6 +689,11 @@ int daemon_options_parse(struct daemon_options *o, int argc, char **argv)
 		              argv[optind + 1]);
 	if (!o->socket)
 		return opt_bad("--socket is required (the vhost-user socket to serve)");
+	for (unsigned i = 0; o->service_port && i < o->nlisten; i++)
+		if (o->listen[i] == o->service_port)
+			return opt_bad("--listen: %u is the service port "
+			               "(--service-port; 0 turns it off)",
+			               o->service_port);
 	rc = opt_parse_mountpoint(o, argv[optind]);
 	if (!rc)
 		rc = opt_check_serial_paths(o);

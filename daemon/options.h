@@ -19,6 +19,7 @@ struct daemon_options {
 	char *socket;             /* -s: vhost-user socket path (absolute) */
 	char *mountpoint;         /* absolute, an existing directory */
 	struct vsock_config vsock;
+	uint32_t service_port;    /* --service-port (0: no named services) */
 	uint32_t *listen;         /* -l ports, nlisten of them */
 	unsigned nlisten;
 	struct serial_sock_spec *serial; /* --serial ports (paths absolute),

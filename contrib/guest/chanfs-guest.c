@@ -5,6 +5,8 @@
  *
  *   chanfs-guest listen [CID:]PORT ROLE [OPTIONS]   serve ROLE on a port
  *   chanfs-guest connect [CID:]PORT ROLE [OPTIONS]  play ROLE towards a peer
+ *   chanfs-guest pipe NAME[:ARGS] [OPTIONS]          stdin/stdout through
+ *                                                   the host's service NAME
  *   chanfs-guest gen BYTES                          the pattern on stdout
  *   chanfs-guest selftest                           check itself, no vsock
  *
@@ -29,11 +31,13 @@ const char *const guest_role_names[GUEST_NROLES] = {
 	[ROLE_SOURCE] = "source",
 	[ROLE_CAT] = "cat",
 	[ROLE_SEND] = "send",
+	[ROLE_PIPE] = "pipe",
 };
 
 static const char guest_usage[] =
 	"usage: chanfs-guest listen [CID:]PORT|unix:PATH ROLE [OPTIONS]\n"
 	"       chanfs-guest connect [CID:]PORT|unix:PATH ROLE [OPTIONS]\n"
+	"       chanfs-guest pipe NAME[:ARGS] [-p [CID:]PORT|unix:PATH] [OPTIONS]\n"
 	"       chanfs-guest gen BYTES\n"
 	"       chanfs-guest cid\n"
 	"       chanfs-guest selftest\n"
@@ -48,6 +52,11 @@ static const char guest_usage[] =
 	"  cat     copy what arrives to stdout, until EOF\n"
 	"  send    send stdin, report its SHA-256, then shut down the sending side\n"
 	"\n"
+	"pipe connects to the host's service port (-p, default 5000), sends\n"
+	"\"pipe:NAME[:ARGS]\" and a NUL, then relays like nc: stdin to the host\n"
+	"(its EOF shuts down the sending side), the host's bytes to stdout, until\n"
+	"both have ended; one report per direction on stderr.\n"
+	"\n"
 	"OPTIONS:\n"
 	"  -n BYTES  size for source and sink (K, M, G suffixes: powers of 1024)\n"
 	"  -1        listen: serve one connection in the foreground, then exit\n"
@@ -56,6 +65,7 @@ static const char guest_usage[] =
 	"  -r MS     connect: when refused or reset, retry every MS ms\n"
 	"  -d MS     wait MS ms after a connection is set up before serving it\n"
 	"  -R BYTES  sink: read at most BYTES per second (a slow reader)\n"
+	"  -p ADDR   pipe: the host's service port (default 5000)\n"
 	"  -q        no reports, only errors\n"
 	"\n"
 	"A connect without CID goes to the host (CID 2); a listen without CID\n"
@@ -66,16 +76,22 @@ static const char guest_usage[] =
 
 void guest_say(const struct guest_opts *o, const char *fmt, ...)
 {
-	FILE *out = o->role == ROLE_CAT ? stderr : stdout;
+	FILE *out = o->role == ROLE_CAT || o->role == ROLE_PIPE ? stderr
+	                                                         : stdout;
+	char line[1024];
 	va_list ap;
+	int n;
 
 	if (o->quiet)
 		return;
-	fputs("chanfs-guest: ", out);
+	/* One write per line: processes sharing a console (two pipes on
+	 * unbuffered stderr) must not interleave their reports. */
+	n = snprintf(line, sizeof(line), "chanfs-guest: ");
 	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', out);
+	strcat(line, "\n");
+	fputs(line, out);
 	fflush(out);
 }
 
@@ -206,23 +222,33 @@ int main(int argc, char **argv)
 		return guest_gen(n);
 	}
 	is_listen = !strcmp(cmd, "listen");
-	if (!is_listen && strcmp(cmd, "connect"))
-		return guest_usage_error("unknown command '%s'", cmd);
-	if (argc < 4)
-		return guest_usage_error("%s wants an address and a role", cmd);
-	addr = argv[2];
-	role = argv[3];
-	for (i = 0; i < GUEST_NROLES; i++)
-		if (!strcmp(role, guest_role_names[i]))
-			break;
-	if (i == GUEST_NROLES)
-		return guest_usage_error("unknown role '%s'", role);
-	o.role = (enum guest_role)i;
-	if (!guest_parse_addr(addr, is_listen ? VMADDR_CID_ANY : GUEST_HOST_CID, &a))
-		return guest_usage_error("bad address '%s'", addr);
+	if (!strcmp(cmd, "pipe")) {
+		if (argc < 3 || !argv[2][0] ||
+		    strlen(argv[2]) + 6 > GUEST_CONNECT_MAX)
+			return guest_usage_error("%s", "pipe wants NAME[:ARGS] "
+						 "(up to 250 bytes)");
+		o.service = argv[2];
+		o.role = ROLE_PIPE;
+		addr = "5000";
+		optind = 3;
+	} else {
+		if (!is_listen && strcmp(cmd, "connect"))
+			return guest_usage_error("unknown command '%s'", cmd);
+		if (argc < 4)
+			return guest_usage_error("%s wants an address and a role",
+						 cmd);
+		addr = argv[2];
+		role = argv[3];
+		for (i = 0; i < GUEST_NROLES; i++)
+			if (!strcmp(role, guest_role_names[i]))
+				break;
+		if (i == GUEST_NROLES || i == ROLE_PIPE)
+			return guest_usage_error("unknown role '%s'", role);
+		o.role = (enum guest_role)i;
+		optind = 4;
+	}
 
-	optind = 4;
-	while ((c = getopt(argc, argv, "n:1bc:r:d:qR:")) != -1) {
+	while ((c = getopt(argc, argv, "n:1bc:r:d:qR:p:")) != -1) {
 		switch (c) {
 		case 'n':
 			if (!guest_parse_u64(optarg, true, &o.bytes))
@@ -254,12 +280,21 @@ int main(int argc, char **argv)
 			if (!guest_parse_u64(optarg, true, &o.rate) || !o.rate)
 				return guest_usage_error("-R: '%s' is not a rate", optarg);
 			break;
+		case 'p':
+			if (o.role != ROLE_PIPE)
+				return guest_usage_error("%s", "-p is for pipe");
+			addr = optarg;
+			break;
 		default:
 			return guest_usage_error("%s", "bad option");
 		}
 	}
 	if (optind != argc)
 		return guest_usage_error("unexpected argument '%s'", argv[optind]);
+	if (o.role == ROLE_PIPE && o.count != 1)
+		return guest_usage_error("%s", "pipe relays one connection");
+	if (!guest_parse_addr(addr, is_listen ? VMADDR_CID_ANY : GUEST_HOST_CID, &a))
+		return guest_usage_error("bad address '%s'", addr);
 	return is_listen ? guest_listen(&a, &o) : guest_connect(&a, &o);
 }
 

@@ -18,8 +18,13 @@
 #define GUEST_BACKLOG 128
 #define GUEST_CHUNK (64 * 1024)
 
-enum guest_role { ROLE_ECHO, ROLE_SINK, ROLE_SOURCE, ROLE_CAT, ROLE_SEND };
-#define GUEST_NROLES 5
+enum guest_role { ROLE_ECHO, ROLE_SINK, ROLE_SOURCE, ROLE_CAT, ROLE_SEND,
+		  ROLE_PIPE };
+#define GUEST_NROLES 6
+/* The host's service port (chanfs --service-port) and the longest
+ * connect string it takes, NUL included. */
+#define GUEST_SERVICE_PORT 5000
+#define GUEST_CONNECT_MAX 256
 
 extern const char *const guest_role_names[GUEST_NROLES];
 
@@ -34,6 +39,7 @@ struct guest_opts {
 	uint64_t rate;		/* -R: sink: read at most this many bytes/s */
 	bool quiet;		/* -q: no reports, errors only */
 	bool background;	/* -b: listen: detach once listening */
+	const char *service;	/* pipe: NAME[:ARGS] */
 };
 
 struct guest_addr {
@@ -41,8 +47,8 @@ struct guest_addr {
 	socklen_t len;
 };
 
-/* One report line "chanfs-guest: ..." on stdout (stderr for the cat
- * role, whose stdout is data), unless o->quiet. */
+/* One report line "chanfs-guest: ..." on stdout (stderr for the cat and
+ * pipe roles, whose stdout is data), unless o->quiet. */
 void guest_say(const struct guest_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), nonnull(2)));
 /* One error line on stderr. */

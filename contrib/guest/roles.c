@@ -6,7 +6,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "guest.h"
@@ -231,6 +234,87 @@ static int guest_send(int fd, const char *label, const struct guest_opts *o)
 	return 0;
 }
 
+/* Copy from to to until from's EOF, hashing: the count, or -1 (said). */
+static int64_t guest_copy(int from, int to, const char *what, char *hex)
+{
+	static char buf[GUEST_CHUNK];
+	uint64_t total = 0;
+	struct sha256 s;
+	ssize_t r;
+	int rc;
+
+	sha256_init(&s);
+	for (;;) {
+		r = read(from, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			guest_err("pipe: %s: read after %" PRIu64 " bytes: %s",
+				  what, total, strerror(errno));
+			return -1;
+		}
+		if (r == 0)
+			break;
+		sha256_update(&s, buf, (size_t)r);
+		rc = guest_write_all(to, buf, (size_t)r);
+		if (rc) {
+			guest_err("pipe: %s: write after %" PRIu64 " bytes: %s",
+				  what, total, strerror(-rc));
+			return -1;
+		}
+		total += (uint64_t)r;
+	}
+	sha256_final_hex(&s, hex);
+	return (int64_t)total;
+}
+
+/* Name the service, then relay like nc: a child copies stdin to the
+ * host (so a host that answers only after reading much never waits on
+ * us), we copy the host's bytes to stdout. */
+static int guest_pipe(int fd, const char *label, const struct guest_opts *o)
+{
+	char hello[GUEST_CONNECT_MAX], hex[SHA256_HEX_LEN + 1];
+	int len = snprintf(hello, sizeof(hello), "pipe:%s", o->service);
+	int64_t n;
+	pid_t pid;
+	int rc, status;
+
+	if (len < 0 || (size_t)len >= sizeof(hello)) {
+		guest_err("pipe %s: connect string too long", o->service);
+		return -1;
+	}
+	rc = guest_write_all(fd, hello, (size_t)len + 1);
+	if (rc) {
+		guest_err("pipe %s %s: %s", o->service, label, strerror(-rc));
+		return -1;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		guest_err("pipe: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		n = guest_copy(STDIN_FILENO, fd, "stdin to the host", hex);
+		if (n >= 0) {
+			shutdown(fd, SHUT_WR);
+			guest_say(o, "pipe %s %s sent bytes %" PRId64 " sha256 %s",
+				  o->service, label, n, hex);
+		}
+		_exit(n < 0);
+	}
+	n = guest_copy(fd, STDOUT_FILENO, "host to stdout", hex);
+	if (n >= 0)
+		guest_say(o, "pipe %s %s received bytes %" PRId64 " sha256 %s",
+			  o->service, label, n, hex);
+	else
+		kill(pid, SIGTERM);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return n < 0 || !WIFEXITED(status) || WEXITSTATUS(status) ? -1 : 0;
+}
+
 int guest_serve(int fd, const struct guest_opts *o)
 {
 	char label[300];
@@ -244,6 +328,7 @@ int guest_serve(int fd, const struct guest_opts *o)
 	case ROLE_SOURCE: return guest_source(fd, label, o);
 	case ROLE_CAT: return guest_cat(fd, label, o);
 	case ROLE_SEND: return guest_send(fd, label, o);
+	case ROLE_PIPE: return guest_pipe(fd, label, o);
 	}
 	return -1;
 }

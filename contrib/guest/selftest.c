@@ -231,6 +231,61 @@ fail:
 	guest_check(false, "socketpair");
 }
 
+/* pipe: the connect string and its NUL first, then stdin to the host
+ * (ended by a shutdown) and the host's bytes to stdout. */
+static void guest_selftest_pipe(void)
+{
+	enum { N = 3000 };
+	static const char hello[] = "pipe:svc:a b";
+	static char data[N], got[sizeof(hello) + N + 1];
+	struct guest_opts o = { .role = ROLE_PIPE, .quiet = true,
+				.service = "svc:a b" };
+	int sv[2], in[2], out[2];
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	pattern_fill(data, N, 0);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || pipe(in) < 0 ||
+	    pipe(out) < 0) {
+		guest_check(false, "socketpair/pipe");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(in[0], STDIN_FILENO);
+		dup2(out[1], STDOUT_FILENO);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		close(sv[0]);
+		_exit(guest_serve(sv[1], &o) ? 1 : 0);
+	}
+	close(sv[1]);
+	close(in[0]);
+	close(out[1]);
+	guest_check(guest_write_all(in[1], data, N) == 0, "pipe takes stdin");
+	close(in[1]);
+	while (len < sizeof(got) && (r = read(sv[0], got + len,
+					      sizeof(got) - len)) > 0)
+		len += (size_t)r;
+	guest_check(len == sizeof(hello) + N && !memcmp(got, hello, sizeof(hello)) &&
+		    !memcmp(got + sizeof(hello), data, N),
+		    "pipe sends the connect string, its NUL, then stdin");
+	guest_check(guest_write_all(sv[0], data, N) == 0, "pipe takes the host's");
+	shutdown(sv[0], SHUT_WR);
+	len = 0;
+	while (len < sizeof(got) && (r = read(out[0], got + len,
+					      sizeof(got) - len)) > 0)
+		len += (size_t)r;
+	guest_check(len == N && !memcmp(got, data, N),
+		    "pipe copies the host's bytes to stdout, until EOF");
+	close(out[0]);
+	close(sv[0]);
+	guest_check(guest_selftest_child_ok(pid), "pipe exits 0");
+}
+
 /* listen -1 and connect over a UNIX socket: the address paths. */
 static void guest_selftest_unix(void)
 {
@@ -288,6 +343,7 @@ int guest_selftest(void)
 	guest_selftest_sha256();
 	guest_selftest_pattern();
 	guest_selftest_roles();
+	guest_selftest_pipe();
 	guest_selftest_unix();
 	if (!guest_selftest_failed)
 		printf("chanfs-guest: selftest passed\n");

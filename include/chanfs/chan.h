@@ -54,6 +54,10 @@ struct chan_backend {
 	 * already in to_guest still reaches the guest first), then drop the
 	 * device's reference when the connection is gone. */
 	void (*host_close)(struct chan *c);
+	/* The host side released its last reference with chan_abort(): end
+	 * the connection at once as an error (vsock: RST), discarding
+	 * to_guest, then drop the device's reference.  NULL: host_close. */
+	void (*host_abort)(struct chan *c);
 	/* The device reads what it sends through chan_guest_peek (to_guest,
 	 * then a parked host write's bytes in place: chan_park), not from
 	 * to_guest alone.  false: chan_park says -ENOTSUP. */
@@ -228,6 +232,11 @@ void chan_shutdown(struct chan *c);
  * device (host_close, unless the connection is already over) and drops the
  * host's reference.  c may be NULL; a second call is a no-op. */
 void chan_close(struct chan *c);
+/* As chan_close(), but the connection is aborted (be->host_abort: the
+ * guest sees a reset, not an orderly close): for a host side that rejects
+ * what the guest sent on top of the stream (a bad service connect string).
+ * c may be NULL; a no-op after chan_close(). */
+void chan_abort(struct chan *c);
 
 /* --- both --------------------------------------------------------------- */
 void chan_ref(struct chan *c);

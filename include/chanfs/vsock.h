@@ -74,6 +74,14 @@ int vsock_connect(struct vsock *v, uint32_t port, struct chan **out);
  * (idempotent; -l).  A guest REQUEST to a port that does not listen is
  * answered with RST. */
 void vsock_listen(struct vsock *v, uint32_t port);
+/* vsock_listen for one host-side user of port (the named services):
+ * each guest connection queued on it is told to fn (as vsock_on_incoming
+ * would: synchronously, record work only) instead of the on_incoming
+ * callback, and vsock_listening leaves the port out (vsock/listen does
+ * not list it; an open of vsock/listen/PORT would still take its
+ * connections).  fn NULL gives the port back to on_incoming. */
+void vsock_listen_to(struct vsock *v, uint32_t port,
+                     void (*fn)(void *arg, uint32_t port), void *arg);
 /* Take the oldest guest connection queued on port: 0 with *out (a host
  * reference for the caller), or -EAGAIN when none is waiting, -ENOMEM.
  * Either way the port listens from now on: while someone waits

@@ -7,6 +7,8 @@
  *   byte 0        bit 0: rx buffers are 44 + data descriptors (Linux 6.1)
  *                 bit 1: tx packets are split into two descriptors
  *                 bit 2: EVENT_IDX
+ *   The named services take host port 5001 (services.h); a host accept
+ *   on channel i % 4 == 1 is an open of services/a instead.
  *   then records, each starting with one byte whose low 3 bits pick:
  *     0 TX raw      le16 n, then n packet bytes (header + payload) as sent
  *     1 RX post     byte: count (low 3 bits + 1), data size 2^(bits 3-6)
@@ -43,9 +45,11 @@
 #include <linux/virtio_vsock.h>
 
 #include "chanfs/chan.h"
+#include "chanfs/chandir.h"
 #include "chanfs/gmem.h"
 #include "chanfs/log.h"
 #include "chanfs/loop.h"
+#include "chanfs/services.h"
 #include "chanfs/virtio.h"
 #include "chanfs/vq.h"
 #include "chanfs/vsock.h"
@@ -99,6 +103,9 @@ struct run {
 	uint64_t features;
 	bool rx_two, tx_two;
 	struct chan *ch[NCHAN];
+	struct chandirs dirs;
+	struct services *svc;
+	struct chandir *sdir;
 };
 
 static struct env *env_get(void)
@@ -340,7 +347,9 @@ static void host(struct run *r, uint8_t arg)
 		vsock_listen(r->v, ports[i % 4]);
 		break;
 	case 1:
-		if (!*c && vsock_accept(r->v, ports[i % 4], c) < 0)
+		if (!*c && (i % 4 == 1 ?
+		            r->sdir->ops->open(r->sdir->ctx, "a", c) :
+		            vsock_accept(r->v, ports[i % 4], c)) < 0)
 			*c = NULL;
 		break;
 	case 2:
@@ -369,6 +378,7 @@ static void host(struct run *r, uint8_t arg)
 		null = fopen("/dev/null", "w");
 		if (null) {
 			vsock_status(r->v, null);
+			r->sdir->ops->status(r->sdir->ctx, null);
 			fclose(null);
 		}
 		break;
@@ -409,6 +419,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	chan_set_init(&r.chans);
 	r.v = vsock_new(r.loop, &cfg, &r.chans);
 	CHECK(r.v);
+	chandirs_init(&r.dirs);
+	r.svc = services_new(r.loop, r.v, &r.dirs, &(struct services_config){
+		.port = 5001, .accept_timeout_ms = 60000, .backlog = 2 });
+	CHECK(r.svc);
+	r.sdir = chandir_find(&r.dirs, "services");
+	CHECK(r.sdir);
 	r.dev = vsock_vu_device();
 	queue_start(&r, 0);
 	queue_start(&r, 1);
@@ -470,6 +486,7 @@ out:
 	check_tx_done(&r);
 	for (i = 0; i < NCHAN; i++)
 		chan_close(r.ch[i]);
+	services_free(r.svc);
 	queue_stop(&r, 0);
 	queue_stop(&r, 1);
 	vsock_free(r.v);

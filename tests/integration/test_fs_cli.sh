@@ -64,6 +64,16 @@ expect_bad "listen port not a number" "--listen: 'http' is not a port" \
 	-l http -s "$sock" "$tmp/mnt"
 expect_bad "listen port out of range" "--listen: 4294967295 is out of range" \
 	--listen 4294967295 -s "$sock" "$tmp/mnt"
+expect_bad "service port not a number" "--service-port: 'x' is not a port" \
+	--service-port x -s "$sock" "$tmp/mnt"
+expect_bad "service port with a sign" "--service-port: '+5000' is not a port" \
+	--service-port +5000 -s "$sock" "$tmp/mnt"
+expect_bad "service port out of range" "--service-port: 4294967295 is out of range" \
+	--service-port 4294967295 -s "$sock" "$tmp/mnt"
+expect_bad "listen on the default service port" "--listen: 5000 is the service port" \
+	-l 5000 -s "$sock" "$tmp/mnt"
+expect_bad "listen on a chosen service port" "--listen: 6000 is the service port" \
+	--service-port 6000 -l 6000 -s "$sock" "$tmp/mnt"
 expect_bad "unknown long option" "unknown option '--bogus'" \
 	--bogus -s "$sock" "$tmp/mnt"
 expect_bad "unknown short option" "unknown option '-x'" \

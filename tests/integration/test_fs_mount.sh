@@ -83,8 +83,10 @@ blocked_in() {	# blocked_in PID SYSCALL-NUMBER
 start --cid 42 -l 7777
 check "mounts and serves the tree" mounted
 
-check "root lists status and vsock" \
-	[ "$(ls -a "$mnt" | tr '\n' ' ')" = ". .. status vsock " ]
+check "root lists services, status and vsock" \
+	[ "$(ls -a "$mnt" | tr '\n' ' ')" = ". .. services status vsock " ]
+check "services lists nothing while no guest connection waits" \
+	[ "$(ls -a "$mnt/services" | tr '\n' ' ')" = ". .. " ]
 check "vsock lists listen only" \
 	[ "$(ls -a "$mnt/vsock" | tr '\n' ' ')" = ". .. listen " ]
 check "vsock/listen lists the ports listening (-l 7777)" \

@@ -101,6 +101,7 @@ struct fx {
 	bool tx_two;            /* tx packets: header and payload descriptors */
 	struct pkt *pk;         /* NBUF packets from rx_take */
 	unsigned incoming;      /* on_incoming calls */
+	unsigned own_incoming;  /* on_incoming_own calls (vsock_listen_to) */
 	uint32_t incoming_port;
 };
 
@@ -486,6 +487,54 @@ static void vsock_request_beyond_backlog_is_answered_with_rst(void **state)
 		assert_int_equal(vsock_accept(f->v, LISTEN, &c), 0);
 		chan_close(c);
 	}
+}
+
+static void on_incoming_own(void *arg, uint32_t port)
+{
+	struct fx *f = arg;
+
+	f->own_incoming++;
+	f->incoming_port = port;
+}
+
+/* A port with its own user: its connections are told to that user alone,
+ * and vsock/listen does not list it. */
+static void vsock_listen_to_tells_its_user_and_is_not_listed(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c;
+	uint32_t ports[4];
+
+	vsock_listen(f->v, 6000);
+	vsock_listen_to(f->v, LISTEN, on_incoming_own, f);
+	assert_int_equal(vsock_listening(f->v, ports, 4), 1);
+	assert_int_equal(ports[0], 6000);
+	rx_post(f, 1);
+	tx(f, OP_REQUEST, 1000, LISTEN, 0, 0, NULL, 0);
+	assert_int_equal(f->own_incoming, 1);
+	assert_int_equal(f->incoming, 0);
+	assert_int_equal(f->incoming_port, LISTEN);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RESPONSE);
+	assert_int_equal(vsock_accept(f->v, LISTEN, &c), 0);
+	chan_close(c);
+}
+
+/* chan_abort (a host side that rejects what the guest said): RST at
+ * once, and what the host had queued for the guest is not sent. */
+static void vsock_host_abort_sends_rst_and_discards_queued_data(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	host_write_all(c, "lost", 4);
+	chan_abort(c);
+	settle(f);
+	rx_post(f, 2);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_RST);
+	assert_int_equal(f->pk[0].dst_port, 1000);
+	assert_int_equal(f->pk[0].len, 0);
 }
 
 static void vsock_accept_on_a_new_port_starts_listening(void **state)
@@ -1652,6 +1701,8 @@ int main(void)
 		T(vsock_request_to_unlistened_port_is_answered_with_rst),
 		T(vsock_request_to_listening_port_gets_response_and_accept),
 		T(vsock_request_beyond_backlog_is_answered_with_rst),
+		T(vsock_host_abort_sends_rst_and_discards_queued_data),
+		T(vsock_listen_to_tells_its_user_and_is_not_listed),
 		T(vsock_accept_on_a_new_port_starts_listening),
 		T(vsock_accept_returns_a_connection_the_guest_already_ended),
 		cmocka_unit_test_setup_teardown(

@@ -283,6 +283,8 @@ struct guest_conn *guest_conn_next(struct guest_conn *c);
  *   send=N        send N bytes, then close
  *   echo-check=N  send N bytes, read them back and compare, then close
  *   recv          read until the host's EOF, then close
+ *   request=N     send N bytes, shut down the sending side, read the
+ *                 host's answer until its EOF, then close
  *   bad=KIND      connect, wait for the host's first byte (the host has
  *                 the connection open), then misbehave and wait for the
  *                 host's RST:
@@ -296,10 +298,12 @@ struct guest_conn *guest_conn_next(struct guest_conn *c);
  * spec for the same port takes over), delay=MS (wait after the connection
  * is established before sending or reading), chunk=BYTES (largest write
  * or read per pump), after=PORT (connect: start once a connection to the
- * guest's listening PORT was accepted), check=0 (sink, source, send,
- * recv: no checksum and no data stream, so that benchmarks measure the
- * device and not the checksum; the fnv fields then stay at their initial
- * value).
+ * guest's listening PORT was accepted), first=HEX (connect: send these
+ * bytes, hex-encoded, e.g. a named service's connect string with its NUL,
+ * before the service's own bytes; not counted in tx or tx_fnv), check=0
+ * (sink, source, send, recv: no checksum and no data stream, so that
+ * benchmarks measure the device and not the checksum; the fnv fields
+ * then stay at their initial value).
  *
  * Every connection prints one line when it ends:
  *   conn lport=L rport=R svc=S status=ST rx=N rx_fnv=H tx=N tx_fnv=H
@@ -314,9 +318,13 @@ enum guest_svc_kind {
 	GUEST_SVC_ECHO, GUEST_SVC_SINK, GUEST_SVC_SOURCE, GUEST_SVC_SLOW,
 	GUEST_SVC_IGNORE,
 	GUEST_SVC_SEND, GUEST_SVC_ECHO_CHECK, GUEST_SVC_RECV,
+	GUEST_SVC_REQUEST,
 	GUEST_SVC_BAD_OVERRUN, GUEST_SVC_BAD_OP, GUEST_SVC_BAD_LEN,
 	GUEST_SVC_BAD_CID, GUEST_SVC_BAD_NOCONN,
 };
+
+/* Largest first=HEX prefix (a named-service connect string and more). */
+#define GUEST_FIRST_MAX 1024
 
 struct guest_svc_spec {
 	enum guest_svc_kind kind;
@@ -328,6 +336,9 @@ struct guest_svc_spec {
 	uint32_t after;             /* connect once a connection to this
 	                               listening guest port was accepted */
 	bool has_after;
+	uint8_t first[GUEST_FIRST_MAX]; /* connect: sent before the
+	                               service's own bytes (first=HEX) */
+	size_t first_len;
 	bool nocheck;               /* check=0: no checksum, no data stream
 	                               (benchmarks: counts only) */
 };

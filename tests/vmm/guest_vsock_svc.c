@@ -3,6 +3,7 @@
  * source, slow reader, the connecting clients and the misbehaviours, each
  * reporting one machine-readable line per connection (see guest_vsock.h).
  */
+#include <ctype.h>
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -52,6 +53,7 @@ struct svc_conn {
 	uint64_t last_ms, budget;         /* slow reader */
 	bool opened, started, misbehaved;
 	bool stall_told;                  /* the first credit stall printed */
+	size_t first_sent;                /* of spec->first */
 };
 
 static const char *const svc_names[] = {
@@ -63,6 +65,7 @@ static const char *const svc_names[] = {
 	[GUEST_SVC_SEND] = "send",
 	[GUEST_SVC_ECHO_CHECK] = "echo-check",
 	[GUEST_SVC_RECV] = "recv",
+	[GUEST_SVC_REQUEST] = "request",
 	[GUEST_SVC_BAD_OVERRUN] = "bad-overrun",
 	[GUEST_SVC_BAD_OP] = "bad-unknown-op",
 	[GUEST_SVC_BAD_LEN] = "bad-hdr-len",
@@ -141,6 +144,25 @@ static int svc_parse_range(const char *v, struct guest_svc_spec *o)
 	return 0;
 }
 
+/* first=HEX: pairs of hex digits, up to GUEST_FIRST_MAX bytes. */
+static int svc_parse_hex(const char *v, struct guest_svc_spec *o)
+{
+	size_t len = strlen(v), i;
+	unsigned byte;
+
+	if (!len || len % 2 || len / 2 > GUEST_FIRST_MAX)
+		return -1;
+	for (i = 0; i < len / 2; i++) {
+		if (!isxdigit((unsigned char)v[2 * i]) ||
+		    !isxdigit((unsigned char)v[2 * i + 1]) ||
+		    sscanf(v + 2 * i, "%2x", &byte) != 1)
+			return -1;
+		o->first[i] = (uint8_t)byte;
+	}
+	o->first_len = len / 2;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	enum guest_svc_kind kind;
@@ -155,7 +177,7 @@ static const struct {
 int guest_svc_parse(const char *arg, bool listen, struct guest_svc_spec *o,
                     char *err, size_t errlen)
 {
-	char buf[256];
+	char buf[2 * GUEST_FIRST_MAX + 256];
 	char *p, *svc, *val, *opt, *save = NULL;
 	long port;
 	unsigned i;
@@ -206,6 +228,10 @@ int guest_svc_parse(const char *arg, bool listen, struct guest_svc_spec *o,
 		o->kind = GUEST_SVC_ECHO_CHECK;
 		if (!val || svc_parse_range(val, o) < 0)
 			return svc_err(err, errlen, "%s: echo-check=N", arg);
+	} else if (!listen && !strcmp(svc, "request")) {
+		o->kind = GUEST_SVC_REQUEST;
+		if (!val || svc_parse_range(val, o) < 0)
+			return svc_err(err, errlen, "%s: request=N", arg);
 	} else if (!listen && !strcmp(svc, "recv")) {
 		o->kind = GUEST_SVC_RECV;
 	} else if (!listen && !strcmp(svc, "bad") && val) {
@@ -228,6 +254,12 @@ int guest_svc_parse(const char *arg, bool listen, struct guest_svc_spec *o,
 			return svc_err(err, errlen, "%s: option without =",
 			               arg);
 		*val++ = 0;
+		if (!strcmp(opt, "first") && !listen) {
+			if (svc_parse_hex(val, o) < 0)
+				return svc_err(err, errlen, "%s: first=HEX",
+				               arg);
+			continue;
+		}
 		v = guest_parse_size(val);
 		if (v < 0 || v > UINT32_MAX)
 			return svc_err(err, errlen, "%s: bad option value",
@@ -428,6 +460,18 @@ static void svc_pump(struct guest_conn *c)
 			guest_conn_set_tick(c, 1);
 		}
 	}
+	if (sc->first_sent < sp->first_len) {
+		ssize_t w = guest_conn_write(c, sp->first + sc->first_sent,
+		                             sp->first_len - sc->first_sent);
+
+		if (w > 0)
+			sc->first_sent += (size_t)w;
+		if (sc->first_sent < sp->first_len) {
+			/* the host may reset us for these bytes: read on */
+			svc_drain(sc, c, UINT64_MAX);
+			return;
+		}
+	}
 	switch (sp->kind) {
 	case GUEST_SVC_ECHO:
 		for (;;) {
@@ -479,6 +523,13 @@ static void svc_pump(struct guest_conn *c)
 			guest_conn_close(c);
 		else if (guest_conn_eof(c) &&
 		         (c->peer_shutdown & VIRTIO_VSOCK_SHUTDOWN_RCV))
+			guest_conn_close(c);
+		break;
+	case GUEST_SVC_REQUEST:
+		if (svc_send(sc, c))
+			guest_conn_shutdown(c, VIRTIO_VSOCK_SHUTDOWN_SEND);
+		svc_drain(sc, c, UINT64_MAX);
+		if (guest_conn_eof(c))
 			guest_conn_close(c);
 		break;
 	case GUEST_SVC_ECHO_CHECK:
