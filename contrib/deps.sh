@@ -17,6 +17,7 @@ PACKAGES=(
 	busybox-static cpio xz-utils zstd             # e2e guest image
 	debootstrap                                   # e2e current stack (trixie tree)
 	socat                                         # e2e hybrid sockets (--uds)
+	attr                                          # getfattr: user.chanfs.args in the services tests
 	clang libclang-rt-14-dev                      # fuzz (libFuzzer)
 )
 
