@@ -201,8 +201,8 @@ static int guest_tx_now(struct guest *g, const struct virtio_vsock_hdr *h,
 	return 0;
 }
 
-/* Control packets keep their order among themselves and go before any
- * data written after them. */
+/* Packets queued behind the TX ring keep their order, control and data
+ * alike (guest_tx_data queues behind them too). */
 int guest_tx_ctl(struct guest *g, const struct virtio_vsock_hdr *h,
                  const void *payload, size_t plen)
 {
@@ -230,8 +230,14 @@ int guest_tx_ctl(struct guest *g, const struct virtio_vsock_hdr *h,
 int guest_tx_data(struct guest *g, const struct virtio_vsock_hdr *h,
                   const void *payload, size_t plen)
 {
+	/* Linux has one FIFO for control and data packets: data queues
+	 * behind earlier control packets.  Refusing data until the queue is
+	 * empty, as this guest once did, starves every source while other
+	 * connections' sinks keep it filled with CREDIT_UPDATEs (seen: 32
+	 * sources at 0.3-11 MB/s beside 32 sinks at 49 MB/s, each with
+	 * credit to spare). */
 	if (!STAILQ_EMPTY(&g->ctlq))
-		return -EAGAIN;
+		return guest_tx_ctl(g, h, payload, plen);
 	return guest_tx_now(g, h, payload, plen);
 }
 
