@@ -139,19 +139,7 @@ int main(int argc, char **argv)
 	fs = fs_new(l, &chans, &dirs, &fc);
 	if (!fs) {
 		rc = errno == EINVAL ? 2 : 1;
-		services_free(svc);
-		for (i = 0; i < o.nserial; i++)
-			serial_sock_free(ports[i]);
-		vu_free(con_vu);
-		console_free(con);
-		serial_free(serial);
-		free(ports);
-		vsock_uds_free(uds);
-		vu_free(vu);
-		vsock_free(v);
-		loop_free(l);
-		daemon_options_free(&o);
-		return rc;
+		goto out;
 	}
 	log_info("serving vsock (guest CID %llu) on %s",
 	         (unsigned long long)o.vsock.guest_cid, o.socket);
@@ -163,7 +151,8 @@ int main(int argc, char **argv)
 		log_warnx("cannot go to the background: %s", strerror(-rc));
 	else
 		rc = loop_run(l);
-
+	rc = rc < 0 ? 1 : 0;
+out:
 	/* The host side lets go first, then the device resets what is left. */
 	fs_free(fs);
 	services_free(svc);
@@ -178,5 +167,5 @@ int main(int argc, char **argv)
 	vsock_free(v);
 	loop_free(l);
 	daemon_options_free(&o);
-	return rc < 0 ? 1 : 0;
+	return rc;
 }
