@@ -204,8 +204,8 @@ size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt)
 
 bool chan_guest_can_lend(struct chan *c)
 {
-	if (chan_device_gone(c) || c->guest_eof || c->readers == 0 ||
-	    !ring_empty(&c->to_host))
+	if (chan_device_gone(c) || c->guest_eof ||
+	    (c->readers == 0 && !c->lend_warm) || !ring_empty(&c->to_host))
 		return false;
 	return ring_alloc(&c->to_host) == 0;
 }
@@ -249,6 +249,8 @@ size_t chan_guest_unlend(struct chan *c)
 		n = ring_writev(&c->to_host, rest, (int)k);
 		chan_unref(c);
 	}
+	c->lend_warm = c->lend_took;
+	c->lend_took = false;
 	c->lend = NULL;
 	c->lend_cnt = c->lend_idx = 0;
 	c->lend_off = c->lend_len = 0;
@@ -397,6 +399,7 @@ int chan_peekv(struct chan *c, struct iovec *iov, int niov, size_t max)
 /* The host read k lent bytes. */
 static void chan_lend_took(struct chan *c, size_t k)
 {
+	c->lend_took = true;
 	c->lend_len -= k;
 	while (k && c->lend_idx < c->lend_cnt) {
 		size_t left = c->lend[c->lend_idx].iov_len - c->lend_off;

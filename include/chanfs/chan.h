@@ -113,6 +113,8 @@ struct chan {
 	size_t lend_off;      /* bytes of lend[lend_idx] read */
 	size_t lend_len;      /* lent bytes not read yet */
 	unsigned readers;     /* host reads waiting (chan_read_waiting) */
+	bool lend_took;       /* the host read lent bytes since the lend began */
+	bool lend_warm;       /* ... in the last lend: a streaming reader */
 	unsigned refs;
 	char name[64];        /* "vsock 3:1234-2:49152" in logs and status */
 	char *args;           /* what the guest said with the connection
@@ -164,9 +166,11 @@ void chan_reset(struct chan *c, int err);
 size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt);
 /* May the device lend guest bytes in place (chan_guest_lend) instead of
  * copying them in with chan_guest_send?  Yes while a host read waits
- * (chan_read_waiting), to_host is empty (or bytes are lent already) and
- * chan_guest_send would take data.  Allocates to_host's buffer, so that
- * chan_guest_unlend can always copy (false when that fails). */
+ * (chan_read_waiting) or the host read lent bytes the last time (a
+ * streaming reader: its next read is on its way, and may come in this
+ * turn), to_host is empty and chan_guest_send would take data.  Allocates
+ * to_host's buffer, so that chan_guest_unlend can always copy (false when
+ * that fails). */
 bool chan_guest_can_lend(struct chan *c);
 /* Lend the bytes of iov[0, cnt) (cnt <= CHAN_LEND_MAX) to the host: they
  * are received (rx_bytes) and readable as if in to_host, but read straight
