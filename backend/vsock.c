@@ -319,8 +319,8 @@ void vsock_status(const struct vsock *v, FILE *out)
 	        "%u connections, window %u\n", vsock_dev_state(v),
 	        (unsigned long long)v->cfg.guest_cid, v->nconns,
 	        v->cfg.buf_size);
-	fprintf(out, "  packets: %llu from guest (%llu rejected, %llu read "
-	        "in place), %llu to guest, %llu RST replies dropped\n",
+	fprintf(out, "  packets: %llu from guest (%llu rejected, %llu lent "
+	        "to reads), %llu to guest, %llu RST replies dropped\n",
 	        (unsigned long long)v->pkts_rx,
 	        (unsigned long long)v->pkts_rejected,
 	        (unsigned long long)v->pkts_lent,

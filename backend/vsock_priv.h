@@ -225,7 +225,7 @@ struct vsock {
 	uint32_t tx_turn_bytes;          /* this TX run's, VSOCK_TX_TURN_BYTES */
 	struct vsock_lend lend;
 	bool tx_held;                    /* the packet's chain was lent */
-	uint64_t pkts_lent;              /* packets a read took in place */
+	uint64_t pkts_lent;              /* packets lent to a read (vsock_lend) */
 };
 
 /* --- vsock_conn.c ------------------------------------------------------- */

@@ -1791,7 +1791,7 @@ static void vsock_parked_read_takes_tx_payload_in_place_chain_completes_after(
 	m = open_memstream(&text, &len);
 	vsock_status(f->v, m);
 	fclose(m);
-	assert_non_null(strstr(text, "1 read in place"));
+	assert_non_null(strstr(text, "1 lent to reads"));
 	free(text);
 	chan_close(c);
 }
