@@ -78,6 +78,8 @@ static struct fs_file *fs_file_new(struct fs *fs, const struct fs_node *n)
 	TAILQ_INIT(&f->flushes);
 	loop_task_init(&f->task, fs_file_service, f);
 	TAILQ_INSERT_TAIL(&fs->files, f, link);
+	if (f->kind == FS_CHAN)
+		fs_node_opened(fs, f->ino);
 	return f;
 }
 
@@ -88,6 +90,8 @@ static void fs_file_free(struct fs_file *f)
 {
 	loop_cancel(f->fs->loop, &f->task);
 	TAILQ_REMOVE(&f->fs->files, f, link);
+	if (f->kind == FS_CHAN)
+		fs_node_closed(f->fs, f->ino);
 	if (f->ph)
 		fuse_pollhandle_destroy(f->ph);
 	if (f->c) {
