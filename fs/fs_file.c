@@ -530,6 +530,18 @@ static bool fs_write_can_take_buf(const struct fs_file *f, const char *p,
 	       p + len <= mem + fs->buf.size;
 }
 
+/* A blocking write too large for the window whose buffer can be taken
+ * parks whole, none of it copied into the window: the device reads it in
+ * place after the window's bytes (fs_write_offer), and only a rest that
+ * fits at the end is copied. */
+static bool fs_write_parks_whole(const struct fs_file *f, const char *buf,
+                                 size_t size)
+{
+	return !f->nonblock && f->cd->mode != CHANDIR_SHARED &&
+	       !fs_write_whole(f, size) && size > chan_write_room(f->c) &&
+	       fs_write_can_take_buf(f, buf, size);
+}
+
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                  size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -549,7 +561,7 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	 * fits goes into the window even when the guest could take it
 	 * straight from the request: answering at once lets the writer
 	 * prepare its next write while we fill guest buffers.) */
-	if (TAILQ_EMPTY(&f->writes)) {
+	if (TAILQ_EMPTY(&f->writes) && !fs_write_parks_whole(f, buf, size)) {
 		n = fs_chan_write(f, buf, size, fs_write_whole(f, size));
 		if (n == (ssize_t)size) {
 			fuse_reply_write(req, size);
