@@ -631,15 +631,30 @@ static void fs_write_unpark(struct fs_file *f, struct fs_req *r)
 	r->taken += n;
 }
 
-/* Offer the rest of the head write: into the window when all of it fits
- * (the write is done), else parked in place for the device to copy into
- * guest buffers straight from our buffer (no copy into the window), else
- * (a device that reads only the window) what fits.  Returns the bytes the
- * window took, 0 when parked, or chan_write's error. */
+/* The head write's rest fits in the window's room: the write is answered
+ * as if it had been copied there, and the rest stays parked for the device
+ * to read in place.  The writes behind it wait, so nothing enters the
+ * window before those bytes and the window's room stays at least their
+ * count (what a release copies there, fs_write_end). */
+static void fs_write_settle(struct fs_req *r)
+{
+	fuse_reply_write(r->req, r->taken + r->len - r->off);
+	r->req = NULL;
+	r->settled = true;
+}
+
+/* Offer the rest of the head write: parked in place for the device to
+ * copy into guest buffers straight from our buffer (no copy into the
+ * window) when it does not fit, or when it does and is large (the write
+ * is settled: answered at once); else into the window when all of it
+ * fits (the write is done), else (a device that reads only the window)
+ * what fits.  Returns the bytes the window took, 0 when parked, or
+ * chan_write's error. */
 static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
 {
 	size_t rest = r->len - r->off;
 	bool whole = r->off == 0 && fs_write_whole(f, r->len);
+	bool fits = rest <= chan_write_room(f->c);
 	ssize_t n;
 	int rc;
 
@@ -647,10 +662,12 @@ static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
 	 * open's writes would go into the window ahead of the parked
 	 * bytes. */
 	if (!whole && f->cd->mode != CHANDIR_SHARED &&
-	    rest > chan_write_room(f->c)) {
+	    (!fits || (rest >= FS_TAKE_MIN && !r->interrupted))) {
 		rc = chan_park(f->c, r->data + r->off, rest);
 		if (rc == 0) {
 			r->parked = true;
+			if (fits)
+				fs_write_settle(r);
 			return 0;
 		}
 		if (rc != -ENOTSUP && rc != -EBUSY)
@@ -669,6 +686,15 @@ static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
 static void fs_write_end(struct fs_file *f, struct fs_req *r, int err)
 {
 	fs_write_unpark(f, r);
+	if (r->settled) {
+		/* Answered already: what the device did not take goes into
+		 * the window (it fits), as if it had been copied there. */
+		if (r->off < r->len)
+			(void)chan_write(f->c, r->data + r->off,
+			                 r->len - r->off);
+		fs_req_done(f, r);
+		return;
+	}
 	if (r->taken > 0)
 		fuse_reply_write(r->req, r->taken);
 	else
@@ -683,8 +709,12 @@ static void fs_serve_writes(struct fs_file *f)
 
 	f->room_mark = 0;
 	while ((r = TAILQ_FIRST(&f->writes)) != NULL) {
+		/* A settled write is done once the device took its rest (or
+		 * the channel dropped it: the next FLUSH says so). */
+		if (r->settled && chan_park_rest(f->c))
+			break;
 		fs_write_unpark(f, r);
-		if (r->off == r->len) {
+		if (r->off == r->len || r->settled) {
 			fs_write_end(f, r, 0);
 			continue;
 		}
@@ -786,7 +816,10 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
+	/* A settled write's rest counts as written. */
 	mark = chan_written(f->c);
+	if (!TAILQ_EMPTY(&f->writes) && TAILQ_FIRST(&f->writes)->settled)
+		mark += chan_park_rest(f->c);
 	rc = chan_delivered(f->c, mark);
 	if (rc != 0) {
 		fuse_reply_err(req, rc > 0 ? 0 : -rc);

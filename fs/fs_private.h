@@ -102,6 +102,9 @@ struct fs_req {
 	size_t len, off;         /* WRITE: data length, bytes of it taken */
 	size_t taken;            /* WRITE: bytes of the whole request taken */
 	bool parked;             /* WRITE: data + off is chan_park'ed */
+	bool settled;            /* WRITE: answered (req is gone): its parked
+	                            rest fitted in the window's room, and is
+	                            read in place instead of copied there */
 	uint64_t mark;           /* FLUSH: chan_written() when it came */
 	struct event *timer;     /* FLUSH: the linger time */
 	bool expired;            /* FLUSH: the linger time is over */
