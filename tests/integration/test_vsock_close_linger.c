@@ -97,23 +97,34 @@ static void guest_has(struct vh_guest *g, unsigned port, uint64_t total,
 #define BIG_TOTAL (768u << 10)
 #define BIG_CHUNK (192u << 10)
 
-static void test_close_waits_for_the_rest_of_large_writes(void **state)
+/* A 64K window, a guest reading port 8 as svc ("slow=B/ms"), and
+ * BIG_TOTAL bytes written to it in BIG_CHUNK writes: the guest, the fd
+ * (*fd) and the bytes' checksum (*fnv). */
+static struct vh_guest *big_writes(struct vh *h, const char *svc, int *fd,
+                                   uint64_t *fnv)
 {
-	struct vh *h = *state;
 	const char *cargs[] = { "--buf-size", "64K", NULL };
-	const char *gargs[] = { "--buf-alloc", "64K", "-l", "8:slow=2000",
-	                        NULL };
+	const char *gargs[] = { "--buf-alloc", "64K", "-l", svc, NULL };
 	struct vh_guest *g;
-	uint64_t fnv;
-	int fd;
 
 	assert_int_equal(vh_start_chanfs(h, cargs), 0);
 	g = vh_start_guest(h, gargs);
 	assert_non_null(g);
-	fd = open(vh_path(h, "vsock/8"), O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	fnv = vh_write_stream(h, fd, BIG_TOTAL, BIG_CHUNK);
-	assert_true(fnv != 0);
+	*fd = open(vh_path(h, "vsock/8"), O_WRONLY | O_CLOEXEC);
+	assert_true(*fd >= 0);
+	*fnv = vh_write_stream(h, *fd, BIG_TOTAL, BIG_CHUNK);
+	assert_true(*fnv != 0);
+	return g;
+}
+
+static void test_close_waits_for_the_rest_of_large_writes(void **state)
+{
+	struct vh *h = *state;
+	struct vh_guest *g;
+	uint64_t fnv;
+	int fd;
+
+	g = big_writes(h, "8:slow=2000", &fd, &fnv);
 	assert_int_equal(close(fd), 0);
 	guest_has(g, 8, BIG_TOTAL, fnv);
 	assert_int_equal(vh_guest_stop(g), 0);
@@ -122,21 +133,12 @@ static void test_close_waits_for_the_rest_of_large_writes(void **state)
 static void test_a_close_that_does_not_wait_leaves_the_rest_of_a_large_write_queued(void **state)
 {
 	struct vh *h = *state;
-	const char *cargs[] = { "--buf-size", "64K", NULL };
-	const char *gargs[] = { "--buf-alloc", "64K", "-l", "8:slow=1000",
-	                        NULL };
 	struct vh_guest *g;
 	uint64_t fnv, total = BIG_TOTAL;
 	ssize_t n;
 	int fd, rc;
 
-	assert_int_equal(vh_start_chanfs(h, cargs), 0);
-	g = vh_start_guest(h, gargs);
-	assert_non_null(g);
-	fd = open(vh_path(h, "vsock/8"), O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	fnv = vh_write_stream(h, fd, total, BIG_CHUNK);
-	assert_true(fnv != 0);
+	g = big_writes(h, "8:slow=1000", &fd, &fnv);
 	/* A non-blocking write makes the close non-blocking too (FLUSH
 	 * carries no flags).  It waits behind the last write's rest. */
 	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
