@@ -127,6 +127,7 @@ struct fs_file {
 	uint64_t room_mark;      /* a whole write waits for tx_bytes to reach
 	                            it: then it fits (0: none waits) */
 	struct fs_reqq reads, writes, flushes;
+	bool rdonly;             /* opened O_RDONLY: nothing to flush */
 	bool nonblock;           /* O_NONBLOCK as of the last open, read or
 	                            write (FLUSH does not carry the flags) */
 	struct fuse_pollhandle *ph;  /* latest poll handle, or NULL */
