@@ -208,6 +208,7 @@ void fs_tree_free(struct fs *fs)
 	}
 	fs->nfixed = 0;
 	fs->shared = NULL;
+	memset(fs->idle, 0, sizeof fs->idle);
 	fs_nodes_free(&fs->nodes);
 }
 
