@@ -14,7 +14,8 @@
  *                 already waiting for it (us per open; the fds are closed
  *                 after the timed loop); base: open(2) of
  *                 MNT/vsock/listen/20 taking one waiting there (chanfs
- *                 runs with -l 20)
+ *                 runs with -l 20); the cost lines (per conn) include
+ *                 the closes
  *
  * The guest's service connections all connect at its start (sink,
  * source) or together once MNT/vsock/21 is opened (accept: after the
@@ -299,7 +300,7 @@ void bv_svc_part(uint64_t total)
 		}
 		bv_svc_fig(names[fig], fig == 2 ? "us" : "MB/s", v[0], v[1],
 		           fig == 2, fig == 2 ? "<= 1.1" : ">= 0.9", what[fig],
-		           cost, fig == 2 ? "open" : "MiB");
+		           cost, fig == 2 ? "conn" : "MiB");
 	}
 	bv_inst_stop(&in);
 }
