@@ -11,11 +11,11 @@
  *                 guest sends TOTAL bytes after "pipe:source") to EOF;
  *                 base: the same from MNT/vsock/8 (a guest source)
  *   svc_accept    open(2) of MNT/services/acc taking a guest connection
- *                 already waiting for it (us per open; the fds are closed
- *                 after the timed loop); base: open(2) of
+ *                 already waiting for it (us per open, 256 per run; the
+ *                 fds are closed after the timed opens); base: open(2) of
  *                 MNT/vsock/listen/20 taking one waiting there (chanfs
- *                 runs with -l 20); the cost lines (per conn) include
- *                 the closes
+ *                 runs with -l 20), the two taking turns every 32 opens;
+ *                 the cost lines (per conn) include the closes
  *
  * The guest's service connections all connect at its start (sink,
  * source) or together once MNT/vsock/21 is opened (accept: after the
@@ -40,6 +40,7 @@
 
 #define BV_SVC_BLOCK (64u << 10)
 #define BV_SVC_ACC_N 256          /* opens per accept run and side */
+#define BV_SVC_ACC_STEP 32        /* ... in turns of this many */
 #define BV_SVC_LPORT "20"         /* chanfs -l: MNT/vsock/listen/20 */
 #define BV_SVC_TRIGGER "21"       /* opening vsock/21 starts the accept
                                      connections */
@@ -106,29 +107,54 @@ static double bv_svc_read(struct bv_inst *in, const char *rel,
 	return (double)got / t0 / 1e6;
 }
 
-/* us per open of MNT/rel taking a waiting connection; then close them all
- * and wait until the guest saw each end. */
-static double bv_svc_accept(struct bv_inst *in, const char *rel,
-                            struct bv_svc_end *e)
+/* One accept run: BV_SVC_ACC_N opens of each of rel[0] and rel[1], each
+ * taking a waiting connection, BV_SVC_ACC_STEP at a time with the sides
+ * taking turns (side first starts), so that both meet the same load;
+ * us[side] gets the us per open (0 for the side skip).  Then each side's
+ * connections are closed and their ends awaited; cost[side] gets what its
+ * opens and closes spent. */
+static void bv_svc_accept_run(struct bv_inst *in, const char *const rel[2],
+                              unsigned first, int skip, struct bv_svc_end e[2],
+                              struct bv_cost cost[2], double us[2])
 {
-	static int fds[BV_SVC_ACC_N];
-	char path[256];
-	double t0;
-	unsigned i;
+	static int fds[2][BV_SVC_ACC_N];
+	char path[2][256];
+	double t[2] = { 0, 0 }, t0;
+	struct bv_cost mark;
+	unsigned i, j, k, side;
 
-	snprintf(path, sizeof(path), "%s", vh_path(&in->h, rel));
-	t0 = bv_now();
-	for (i = 0; i < BV_SVC_ACC_N; i++) {
-		fds[i] = open(path, O_WRONLY | O_CLOEXEC);
-		if (fds[i] < 0)
-			bv_die(rel);
+	for (side = 0; side < 2; side++)
+		snprintf(path[side], sizeof(path[side]), "%s",
+		         vh_path(&in->h, rel[side]));
+	for (i = 0; i < BV_SVC_ACC_N; i += BV_SVC_ACC_STEP) {
+		for (k = 0; k < 2; k++) {
+			side = (first + k) % 2;
+			if ((int)side == skip)
+				continue;
+			bv_cost_mark(in, &mark);
+			t0 = bv_now();
+			for (j = i; j < i + BV_SVC_ACC_STEP; j++) {
+				fds[side][j] = open(path[side],
+				                    O_WRONLY | O_CLOEXEC);
+				if (fds[side][j] < 0)
+					bv_die(rel[side]);
+			}
+			t[side] += bv_now() - t0;
+			bv_cost_add(in, &mark, &cost[side], 0);
+		}
 	}
-	t0 = (bv_now() - t0) / BV_SVC_ACC_N * 1e6;
-	for (i = 0; i < BV_SVC_ACC_N; i++)
-		close(fds[i]);
-	e->seen += BV_SVC_ACC_N - 1;
-	bv_svc_wait_end(in, e);
-	return t0;
+	for (k = 0; k < 2; k++) {
+		side = (first + k) % 2;
+		us[side] = t[side] / BV_SVC_ACC_N * 1e6;
+		if ((int)side == skip)
+			continue;
+		bv_cost_mark(in, &mark);
+		for (j = 0; j < BV_SVC_ACC_N; j++)
+			close(fds[side][j]);
+		e[side].seen += BV_SVC_ACC_N - 1;
+		bv_svc_wait_end(in, &e[side]);
+		bv_cost_add(in, &mark, &cost[side], BV_SVC_ACC_N);
+	}
 }
 
 /* Bounded wait until chanfs's status has a line starting with each of
@@ -188,27 +214,25 @@ static void bv_svc_fig(const char *name, const char *unit, double *c,
 	bv_fig_cost(&base, &cost[1], per);
 }
 
-/* One measurement of either side, its cost added to cost[side]. */
+/* What each figure opens, per side (services, base). */
+static const char *const bv_svc_rel[3][2] = {
+	{ "services/sink", "vsock/7" },
+	{ "services/source", "vsock/8" },
+	{ "services/acc", "vsock/listen/" BV_SVC_LPORT },
+};
+
+/* One throughput run of either side (what: 0 writes, 1 reads), its cost
+ * added to cost[side]. */
 static double bv_svc_one(struct bv_inst *in, unsigned what, unsigned side,
-                         struct bv_svc_end *e, struct bv_cost cost[2],
-                         double ops)
+                         struct bv_svc_end *e, struct bv_cost cost[2])
 {
-	static const char *const rel[3][2] = {
-		{ "services/sink", "vsock/7" },
-		{ "services/source", "vsock/8" },
-		{ "services/acc", "vsock/listen/" BV_SVC_LPORT },
-	};
+	const char *rel = bv_svc_rel[what][side];
 	struct bv_cost mark;
 	double v;
 
 	bv_cost_mark(in, &mark);
-	if (what == 0)
-		v = bv_svc_write(in, rel[what][side], e);
-	else if (what == 1)
-		v = bv_svc_read(in, rel[what][side], e);
-	else
-		v = bv_svc_accept(in, rel[what][side], e);
-	bv_cost_add(in, &mark, &cost[side], ops);
+	v = what ? bv_svc_read(in, rel, e) : bv_svc_write(in, rel, e);
+	bv_cost_add(in, &mark, &cost[side], (double)(in->total >> 20));
 	return v;
 }
 
@@ -285,17 +309,24 @@ void bv_svc_part(uint64_t total)
 		}
 		memset(cost, 0, sizeof(cost));
 		for (r = 0; r < bv_runs; r++) {
+			double us[2];
+
+			if (fig == 2) {
+				bv_svc_accept_run(&in, bv_svc_rel[2], r % 2,
+				                  skip, ends[2], cost, us);
+				v[0][r] = us[0];
+				v[1][r] = us[1];
+				continue;
+			}
 			/* alternate which side goes first against drift */
 			for (k = 0; k < 2; k++) {
 				unsigned side = (r + k) % 2;
 
 				v[side][r] = 0;
-				if ((int)side == skip)
-					continue;
-				v[side][r] = bv_svc_one(&in, fig, side,
-				                        &ends[fig][side], cost,
-				                        fig == 2 ? BV_SVC_ACC_N :
-				                        (double)(total >> 20));
+				if ((int)side != skip)
+					v[side][r] = bv_svc_one(&in, fig, side,
+					                        &ends[fig][side],
+					                        cost);
 			}
 		}
 		bv_svc_fig(names[fig], fig == 2 ? "us" : "MB/s", v[0], v[1],
