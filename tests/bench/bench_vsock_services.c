@@ -1,7 +1,7 @@
 /*
  * bench_vsock_services.c — services/NAME against vsock/PORT (issue 12,
- * goal 6's second half), both measured in one chanfs with one guest, run
- * by run in alternating order, with the same code on both sides:
+ * goal 6's second half), both measured in one chanfs with one guest,
+ * taking turns, with the same code on both sides:
  *
  *   svc_h2g_64k   write(2) of 64 KiB blocks into MNT/services/sink (a
  *                 guest connection to the service port that sent
@@ -183,7 +183,8 @@ static void bv_svc_wait_status(struct bv_inst *in, const char *const want[])
 	exit(1);
 }
 
-/* "PORT:SVC,first=HEX(pipe:NAME and its NUL)" into buf. */
+/* "5000:SVC,first=HEX(pipe:NAME and its NUL)" into buf (chanfs runs with
+ * --service-port 5000). */
 static const char *bv_svc_spec(char *buf, size_t size, const char *svc,
                                const char *name)
 {
@@ -244,11 +245,12 @@ void bv_svc_part(uint64_t total)
 		"vsock/7 writes (guest sink), same run",
 		"vsock/8 reads (guest source), same run",
 		"open of vsock/listen/20 taking one, same run" };
-	char backlog[16], src[48], acc_n[32], nacc[32];
+	char backlog[16], src[48], acc_n[32], svc[48];
 	char sink_spec[160], src_spec[192], acc_spec[192], lst_spec[96];
 	char wsink[48], wsrc[48], wacc[48], wlst[48];
-	const char *cargs[] = { "--backlog", backlog, "--accept-timeout",
-	                        "3600000", "-l", BV_SVC_LPORT, NULL };
+	const char *cargs[] = { "--service-port", "5000", "--backlog", backlog,
+	                        "--accept-timeout", "3600000",
+	                        "-l", BV_SVC_LPORT, NULL };
 	const char *gargs[] = { "-l", "7:sink,check=0", "-l", src,
 	                        "-l", BV_SVC_TRIGGER ":sink,check=0",
 	                        "-c", sink_spec, "-c", src_spec,
@@ -273,11 +275,11 @@ void bv_svc_part(uint64_t total)
 	snprintf(src, sizeof(src), "8:source=%" PRIu64 ",check=0", total);
 	snprintf(acc_n, sizeof(acc_n), "recv,check=0,n=%u,after=%s", n_acc,
 	         BV_SVC_TRIGGER);
-	snprintf(nacc, sizeof(nacc), "recv,check=0,n=%u", bv_runs);
-	bv_svc_spec(sink_spec, sizeof(sink_spec), nacc, "sink");
-	snprintf(nacc, sizeof(nacc), "send=%" PRIu64 ",check=0,n=%u", total,
+	snprintf(svc, sizeof(svc), "recv,check=0,n=%u", bv_runs);
+	bv_svc_spec(sink_spec, sizeof(sink_spec), svc, "sink");
+	snprintf(svc, sizeof(svc), "send=%" PRIu64 ",check=0,n=%u", total,
 	         bv_runs);
-	bv_svc_spec(src_spec, sizeof(src_spec), nacc, "source");
+	bv_svc_spec(src_spec, sizeof(src_spec), svc, "source");
 	bv_svc_spec(acc_spec, sizeof(acc_spec), acc_n, "acc");
 	snprintf(lst_spec, sizeof(lst_spec), "%s:%s", BV_SVC_LPORT, acc_n);
 	snprintf(wsink, sizeof(wsink), "services/sink: %u waiting", bv_runs);
