@@ -161,6 +161,8 @@ struct fs {
 	struct event *sig_ev[3];
 	char *mountpoint;
 	bool mounted, unmounted;
+	int mount_sock;           /* fusermount3's auto_unmount socket, or -1 */
+	pid_t watchdog;          /* holds mount_sock until we are gone, or 0 */
 	unsigned linger_ms;      /* FLUSH waits this long for delivery */
 	uid_t uid;
 	gid_t gid;
