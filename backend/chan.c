@@ -328,6 +328,11 @@ void chan_consume(struct chan *c, size_t n)
 		c->be->host_consumed(c, n);
 }
 
+void chan_trim(struct chan *c)
+{
+	ring_release(&c->to_host);
+}
+
 /* Why a write cannot take anything, or 0 if it can. */
 static int chan_write_error(const struct chan *c)
 {

@@ -181,6 +181,11 @@ ssize_t chan_read(struct chan *c, void *buf, size_t len);
  * to_host and stay valid until the next consume or chan_unref(). */
 int chan_peek(struct chan *c, struct iovec iov[2], size_t max);
 void chan_consume(struct chan *c, size_t n);
+/* The to-host window gives its buffer back while it is empty (the next
+ * guest data allocates it again): for a channel that may wait long after
+ * its first bytes, such as a service connection after its connect
+ * string. */
+void chan_trim(struct chan *c);
 /* Write up to len bytes.  Returns the count taken (> 0), -EAGAIN when the
  * window is full, -EPIPE when the guest receives no more, the host shut its
  * side or the channel is CLOSED, -c->error after a reset, -ENOTCONN while
