@@ -4,9 +4,11 @@
  * control both ways (serial_sock.h).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -20,7 +22,7 @@
 #include "chanfs/serial_sock.h"
 #include "chanfs/usock.h"
 
-#define SERIAL_SOCK_CHUNK (64u * 1024)       /* one read from the peer */
+#define SERIAL_SOCK_CHUNK (64u * 1024)       /* one read of a drain */
 #define SERIAL_SOCK_BACKOFF_MIN 100          /* ms */
 #define SERIAL_SOCK_BACKOFF_MAX 5000         /* ms */
 #define SERIAL_SOCK_ACCEPT_RETRY 1000        /* ms, after accept failed */
@@ -47,6 +49,8 @@ struct serial_sock {
 	struct event *ev;        /* on fd */
 	short ev_flags;          /* what ev waits for now (0: not added) */
 	bool want_write;         /* the socket said EAGAIN to what we had */
+	bool no_room;            /* a read found to_host full: not read
+	                            again until the host has read */
 	pid_t peer_pid;
 	int listen_fd;
 	struct event *listen_ev;
@@ -210,27 +214,34 @@ static void serial_sock_write(struct serial_sock *t)
 	}
 }
 
-/* One read of the peer, when nothing is held and the host has room. */
+/* One read of the peer, when nothing is held and the host has room:
+ * straight into to_host's free space (no copy through a buffer of ours),
+ * as much as the socket holds and fits.  The rest waits in the peer's
+ * socket, which is the flow control it understands. */
 static void serial_sock_read(struct serial_sock *t)
 {
-	size_t want = ring_space(&t->c->to_host);
+	struct iovec iov[2];
 	ssize_t n;
+	int cnt;
 
-	/* No more than fits: the rest waits in the peer's socket, which is
-	 * the flow control it understands. */
-	if (want > SERIAL_SOCK_CHUNK)
-		want = SERIAL_SOCK_CHUNK;
-	if (want == 0 || serial_sock_room(t, want) < 0)
-		return;	/* retried at the next readiness */
-	n = read(t->fd, t->in + t->in_len, want);
-	if (n > 0) {
-		t->in_len += (size_t)n;
-		serial_sock_push(t);
-	} else if (n == 0) {
-		serial_sock_down(t, 0);
-	} else if (errno != EAGAIN && errno != EINTR) {
-		serial_sock_down(t, errno);
+	if (serial_sock_held(t))
+		return;
+	cnt = chan_guest_reserve(t->c, iov, SIZE_MAX);
+	if (cnt == 0) {
+		/* No room (or no buffer): wait for the host's read.  The
+		 * event stays armed until then only when it fires, so a
+		 * window filling and draining between two readinesses
+		 * costs no epoll_ctl. */
+		t->no_room = true;
+		return;
 	}
+	n = readv(t->fd, iov, cnt);
+	if (n > 0)
+		chan_guest_commit(t->c, (size_t)n);
+	else if (n == 0)
+		serial_sock_down(t, 0);
+	else if (errno != EAGAIN && errno != EINTR)
+		serial_sock_down(t, errno);
 }
 
 static void serial_sock_connect_done(struct serial_sock *t);
@@ -251,7 +262,7 @@ static void serial_sock_event(evutil_socket_t fd, short what, void *arg)
 	/* A hang-up while we do not read (the host has no room): drain
 	 * and let go now, so the next peer can come. */
 	if (t->state == SERIAL_SOCK_UP && (what & EV_CLOSED) &&
-	    !(t->ev_flags & EV_READ))
+	    (t->no_room || !(t->ev_flags & EV_READ)))
 		serial_sock_down(t, 0);
 	serial_sock_rearm(t);
 }
@@ -264,7 +275,7 @@ static int serial_sock_arm(struct serial_sock *t)
 	if (t->state == SERIAL_SOCK_CONNECTING) {
 		flags |= EV_WRITE;
 	} else {
-		if (!serial_sock_held(t) && !ring_full(&t->c->to_host))
+		if (!serial_sock_held(t) && !t->no_room)
 			flags |= EV_READ;
 		if (t->want_write)
 			flags |= EV_WRITE;
@@ -298,6 +309,8 @@ static void serial_sock_work(void *arg)
 	struct serial_sock *t = arg;
 
 	serial_sock_push(t);
+	if (t->no_room && !ring_full(&t->c->to_host))
+		t->no_room = false;
 	if (t->state == SERIAL_SOCK_UP)
 		serial_sock_write(t);
 	serial_sock_rearm(t);
