@@ -16,9 +16,8 @@
  *
  * The relay, both ways, with flow control: bytes from the peer are read
  * straight into the port's to_host (one read of as much as it has room
- * for, no copy on the way); once it is full the socket is not read until
- * the host has read half of it (the peer meanwhile waits in its own socket
- * buffer).  Bytes of to_guest leave the ring only as far as the socket took
+ * for, no copy on the way); while it is full the socket is not read (the
+ * peer meanwhile waits in its own socket buffer).  Bytes of to_guest leave the ring only as far as the socket took
  * them.  When the peer goes away (EOF, a read or write error, or a hang-up
  * seen while not reading) whatever it had sent and chanfs had not read yet
  * is read to the end first, held here beyond what to_host takes, and goes
