@@ -241,7 +241,9 @@ static void serial_sock_read(struct serial_sock *t)
 		return;
 	cnt = chan_guest_reserve(t->c, iov, SIZE_MAX);
 	if (cnt == 0) {
-		t->no_room = true;	/* no room, or no buffer */
+		/* Full: wait for the host's read.  (No buffer: retried at
+		 * the next readiness; the host may have nothing to read.) */
+		t->no_room = ring_full(&t->c->to_host);
 		return;
 	}
 	n = readv(t->fd, iov, cnt);
