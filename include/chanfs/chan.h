@@ -210,6 +210,11 @@ int chan_park(struct chan *c, const void *buf, size_t len);
  * caller's again.  Must be called before buf is freed or changed, and
  * before chan_close. */
 size_t chan_unpark(struct chan *c);
+/* Bytes of the parked write the device has not taken yet. */
+static inline size_t chan_park_rest(const struct chan *c)
+{
+	return c->park_len;
+}
 /* Bytes a chan_write could take now (the window's free space). */
 static inline size_t chan_write_room(const struct chan *c)
 {
