@@ -198,6 +198,23 @@ size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt)
 	return n;
 }
 
+int chan_guest_reserve(struct chan *c, struct iovec iov[2], size_t max)
+{
+	if (chan_device_gone(c) || c->guest_eof)
+		return 0;
+	return ring_reserve(&c->to_host, iov, max);
+}
+
+void chan_guest_commit(struct chan *c, size_t n)
+{
+	if (n > ring_space(&c->to_host))
+		n = ring_space(&c->to_host);
+	chan_ref(c);
+	ring_commit(&c->to_host, n);
+	c->rx_bytes += n;
+	chan_unref(c);
+}
+
 int chan_guest_peek(const struct chan *c, struct iovec iov[3], size_t max)
 {
 	size_t used = ring_used(&c->to_guest);

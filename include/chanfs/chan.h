@@ -148,6 +148,14 @@ void chan_reset(struct chan *c, int err);
  * the count taken (less than asked only if the guest overran its credit;
  * 0 after chan_guest_eof() or once closed or reset). */
 size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt);
+/* Zero-copy chan_guest_send, for a device that reads its peer straight
+ * into the window: describe up to max bytes of to_host's free space as up
+ * to 2 iovecs (returns their count: 0 when it is full, its buffer cannot
+ * be allocated, after chan_guest_eof() or once closed or reset), then
+ * chan_guest_commit() the n bytes written there (at most what was
+ * reserved; nothing else may touch c between the two). */
+int chan_guest_reserve(struct chan *c, struct iovec iov[2], size_t max);
+void chan_guest_commit(struct chan *c, size_t n);
 /* What there is to send: to_guest's bytes, then a parked write's.  Up to
  * max of them as up to 3 iovecs (returns their count); valid until the
  * next chan_guest_took. */
