@@ -257,6 +257,23 @@ size_t chan_guest_unlend(struct chan *c)
 	return n;
 }
 
+int chan_guest_reserve(struct chan *c, struct iovec iov[2], size_t max)
+{
+	if (chan_device_gone(c) || c->guest_eof)
+		return 0;
+	return ring_reserve(&c->to_host, iov, max);
+}
+
+void chan_guest_commit(struct chan *c, size_t n)
+{
+	if (n > ring_space(&c->to_host))
+		n = ring_space(&c->to_host);
+	chan_ref(c);
+	ring_commit(&c->to_host, n);
+	c->rx_bytes += n;
+	chan_unref(c);
+}
+
 int chan_guest_peek(const struct chan *c, struct iovec iov[3], size_t max)
 {
 	size_t used = ring_used(&c->to_guest);
@@ -436,6 +453,14 @@ void chan_read_waiting(struct chan *c, bool waiting)
 		c->readers++;
 	else if (c->readers)
 		c->readers--;
+}
+
+void chan_trim(struct chan *c)
+{
+	/* Lent bytes come home into that buffer (chan_guest_can_lend). */
+	if (c->lend)
+		return;
+	ring_release(&c->to_host);
 }
 
 /* Why a write cannot take anything, or 0 if it can. */

@@ -43,6 +43,14 @@ void ring_destroy(struct ring *r)
 	memset(r, 0, sizeof *r);
 }
 
+void ring_release(struct ring *r)
+{
+	if (!ring_empty(r))
+		return;
+	free(r->buf);
+	r->buf = NULL;
+}
+
 void ring_set_notify(struct ring *r, ring_edge_fn on_readable,
                      ring_edge_fn on_writable, void *arg, uint32_t lowat)
 {

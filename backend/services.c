@@ -290,6 +290,9 @@ static void svc_parse(void *arg)
 			sc->len += take;
 			chan_consume(c, take);
 			if (nul) {
+				/* It may wait for an opener a long time:
+				 * without the window's buffer. */
+				chan_trim(c);
 				svc_route(sc);
 				return;
 			}

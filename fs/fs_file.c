@@ -78,6 +78,8 @@ static struct fs_file *fs_file_new(struct fs *fs, const struct fs_node *n)
 	TAILQ_INIT(&f->flushes);
 	loop_task_init(&f->task, fs_file_service, f);
 	TAILQ_INSERT_TAIL(&fs->files, f, link);
+	if (f->kind == FS_CHAN)
+		fs_node_opened(fs, f->ino);
 	return f;
 }
 
@@ -88,6 +90,8 @@ static void fs_file_free(struct fs_file *f)
 {
 	loop_cancel(f->fs->loop, &f->task);
 	TAILQ_REMOVE(&f->fs->files, f, link);
+	if (f->kind == FS_CHAN)
+		fs_node_closed(f->fs, f->ino);
 	if (f->ph)
 		fuse_pollhandle_destroy(f->ph);
 	if (f->c) {
@@ -227,10 +231,13 @@ static bool fs_open_finish(struct fs_file *f, fuse_req_t req)
 		chan_watch_remove(f->c, &f->watch);
 		chan_watch_add(f->c, &f->watch, fs_file_watch, f);
 	}
+	/* A read-only file has written nothing for a close to wait for:
+	 * the kernel then sends no FLUSH (one request less per close). */
 	if (fs_reply_open(req, (uintptr_t)f,
-	                  f->kind == FS_STATUS ? FOPEN_DIRECT_IO
-	                  : f->cd->mode == CHANDIR_SHARED ? FS_SHARED_FLAGS
-	                                                  : FS_STREAM_FLAGS) < 0) {
+	                  (f->kind == FS_STATUS ? FOPEN_DIRECT_IO
+	                   : f->cd->mode == CHANDIR_SHARED ? FS_SHARED_FLAGS
+	                                                   : FS_STREAM_FLAGS) |
+	                  (f->rdonly ? FOPEN_NOFLUSH : 0)) < 0) {
 		fs_file_free(f);
 		return false;
 	}
@@ -339,6 +346,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
+		f->rdonly = true;
 		rc = fs_status_snapshot(fs, &f->text, &f->text_len);
 		if (rc < 0) {
 			fuse_reply_err(req, -rc);
@@ -357,6 +365,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	log_debug("fs: OPEN %s flags 0%o", fs_node_path(n, path, sizeof path),
 	          fi->flags);
+	f->rdonly = (fi->flags & O_ACCMODE) == O_RDONLY;
 	f->nonblock = fi->flags & O_NONBLOCK;
 	fs_open_channel(req, f, fi->flags);
 }
@@ -532,6 +541,18 @@ static bool fs_write_can_take_buf(const struct fs_file *f, const char *p,
 	       p + len <= mem + fs->buf.size;
 }
 
+/* A blocking write too large for the window whose buffer can be taken
+ * parks whole, none of it copied into the window: the device reads it in
+ * place after the window's bytes (fs_write_offer), and only a rest that
+ * fits at the end is copied. */
+static bool fs_write_parks_whole(const struct fs_file *f, const char *buf,
+                                 size_t size)
+{
+	return !f->nonblock && f->cd->mode != CHANDIR_SHARED &&
+	       !fs_write_whole(f, size) && size > chan_write_room(f->c) &&
+	       fs_write_can_take_buf(f, buf, size);
+}
+
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                  size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -551,7 +572,7 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	 * fits goes into the window even when the guest could take it
 	 * straight from the request: answering at once lets the writer
 	 * prepare its next write while we fill guest buffers.) */
-	if (TAILQ_EMPTY(&f->writes)) {
+	if (TAILQ_EMPTY(&f->writes) && !fs_write_parks_whole(f, buf, size)) {
 		n = fs_chan_write(f, buf, size, fs_write_whole(f, size));
 		if (n == (ssize_t)size) {
 			fuse_reply_write(req, size);
@@ -621,15 +642,30 @@ static void fs_write_unpark(struct fs_file *f, struct fs_req *r)
 	r->taken += n;
 }
 
-/* Offer the rest of the head write: into the window when all of it fits
- * (the write is done), else parked in place for the device to copy into
- * guest buffers straight from our buffer (no copy into the window), else
- * (a device that reads only the window) what fits.  Returns the bytes the
- * window took, 0 when parked, or chan_write's error. */
+/* The head write's rest fits in the window's room: the write is answered
+ * as if it had been copied there, and the rest stays parked for the device
+ * to read in place.  The writes behind it wait, so nothing enters the
+ * window before those bytes and the window's room stays at least their
+ * count (what a release copies there, fs_write_end). */
+static void fs_write_settle(struct fs_req *r)
+{
+	fuse_reply_write(r->req, r->taken + r->len - r->off);
+	r->req = NULL;
+	r->settled = true;
+}
+
+/* Offer the rest of the head write: parked in place for the device to
+ * copy into guest buffers straight from our buffer (no copy into the
+ * window) when it does not fit, or when it does and is large (the write
+ * is settled: answered at once); else into the window when all of it
+ * fits (the write is done), else (a device that reads only the window)
+ * what fits.  Returns the bytes the window took, 0 when parked, or
+ * chan_write's error. */
 static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
 {
 	size_t rest = r->len - r->off;
 	bool whole = r->off == 0 && fs_write_whole(f, r->len);
+	bool fits = rest <= chan_write_room(f->c);
 	ssize_t n;
 	int rc;
 
@@ -637,10 +673,12 @@ static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
 	 * open's writes would go into the window ahead of the parked
 	 * bytes. */
 	if (!whole && f->cd->mode != CHANDIR_SHARED &&
-	    rest > chan_write_room(f->c)) {
+	    (!fits || (rest >= FS_TAKE_MIN && !r->interrupted))) {
 		rc = chan_park(f->c, r->data + r->off, rest);
 		if (rc == 0) {
 			r->parked = true;
+			if (fits)
+				fs_write_settle(r);
 			return 0;
 		}
 		if (rc != -ENOTSUP && rc != -EBUSY)
@@ -659,6 +697,15 @@ static ssize_t fs_write_offer(struct fs_file *f, struct fs_req *r)
 static void fs_write_end(struct fs_file *f, struct fs_req *r, int err)
 {
 	fs_write_unpark(f, r);
+	if (r->settled) {
+		/* Answered already: what the device did not take goes into
+		 * the window (it fits), as if it had been copied there. */
+		if (r->off < r->len)
+			(void)chan_write(f->c, r->data + r->off,
+			                 r->len - r->off);
+		fs_req_done(f, r);
+		return;
+	}
 	if (r->taken > 0)
 		fuse_reply_write(r->req, r->taken);
 	else
@@ -673,8 +720,12 @@ static void fs_serve_writes(struct fs_file *f)
 
 	f->room_mark = 0;
 	while ((r = TAILQ_FIRST(&f->writes)) != NULL) {
+		/* A settled write is done once the device took its rest (or
+		 * the channel dropped it: the next FLUSH says so). */
+		if (r->settled && chan_park_rest(f->c))
+			break;
 		fs_write_unpark(f, r);
-		if (r->off == r->len) {
+		if (r->off == r->len || r->settled) {
 			fs_write_end(f, r, 0);
 			continue;
 		}
@@ -776,7 +827,10 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
+	/* A settled write's rest counts as written. */
 	mark = chan_written(f->c);
+	if (!TAILQ_EMPTY(&f->writes) && TAILQ_FIRST(&f->writes)->settled)
+		mark += chan_park_rest(f->c);
 	rc = chan_delivered(f->c, mark);
 	if (rc != 0) {
 		fuse_reply_err(req, rc > 0 ? 0 : -rc);

@@ -47,6 +47,8 @@ enum fs_kind {
 #define FS_INO_ROOT    FUSE_ROOT_ID
 #define FS_FIXED_MAX   (2 + 2 * CHANDIRS_MAX)
 #define FS_INO_DYNAMIC 64
+/* Buckets of the idle per-connection nodes, by (directory, name). */
+#define FS_IDLE_SLOTS  256
 
 /* Longest path of a node, for log lines ("vsock/listen/1234"). */
 #define FS_PATH_MAX (3 * (CHANDIR_NAME_MAX + 1))
@@ -66,6 +68,13 @@ struct fs_node {
 	struct timespec born;
 	struct fs_node *next;    /* hash chain */
 	struct fs_node *next_shared; /* fs->shared: SHARED names' nodes */
+	/* Per-connection names (CONNECT, ACCEPT): a node the kernel still
+	 * knows, with no open file and no lookup waiting for its OPEN, is
+	 * idle and handed to the next lookup of its name (fs_tree.c). */
+	unsigned nopen;          /* open files on it */
+	bool claimed;            /* looked up, not opened since */
+	bool idle;               /* in fs->idle */
+	struct fs_node *next_idle;
 };
 
 /* Dynamic nodes by id.  Ids only grow, so id & mask spreads them evenly. */
@@ -93,6 +102,9 @@ struct fs_req {
 	size_t len, off;         /* WRITE: data length, bytes of it taken */
 	size_t taken;            /* WRITE: bytes of the whole request taken */
 	bool parked;             /* WRITE: data + off is chan_park'ed */
+	bool settled;            /* WRITE: answered (req is gone): its parked
+	                            rest fitted in the window's room, and is
+	                            read in place instead of copied there */
 	uint64_t mark;           /* FLUSH: chan_written() when it came */
 	struct event *timer;     /* FLUSH: the linger time */
 	bool expired;            /* FLUSH: the linger time is over */
@@ -115,6 +127,7 @@ struct fs_file {
 	uint64_t room_mark;      /* a whole write waits for tx_bytes to reach
 	                            it: then it fits (0: none waits) */
 	struct fs_reqq reads, writes, flushes;
+	bool rdonly;             /* opened O_RDONLY: nothing to flush */
 	bool nonblock;           /* O_NONBLOCK as of the last open, read or
 	                            write (FLUSH does not carry the flags) */
 	struct fuse_pollhandle *ph;  /* latest poll handle, or NULL */
@@ -148,6 +161,8 @@ struct fs {
 	struct event *sig_ev[3];
 	char *mountpoint;
 	bool mounted, unmounted;
+	int mount_sock;           /* fusermount3's auto_unmount socket, or -1 */
+	pid_t watchdog;          /* holds mount_sock until we are gone, or 0 */
 	unsigned linger_ms;      /* FLUSH waits this long for delivery */
 	uid_t uid;
 	gid_t gid;
@@ -156,6 +171,7 @@ struct fs {
 	unsigned nfixed;
 	uint64_t status_ino;
 	struct fs_node *shared;  /* SHARED names looked up, by next_shared */
+	struct fs_node *idle[FS_IDLE_SLOTS]; /* idle nodes by (dir, name) */
 	struct fs_nodes nodes;
 	TAILQ_HEAD(, fs_file) files;
 };
@@ -172,6 +188,10 @@ void fs_tree_free(struct fs *fs);
 const struct fs_node *fs_dir_node(const struct fs *fs, const char *path);
 /* The node for ino (fixed or dynamic), or NULL. */
 const struct fs_node *fs_node_get(struct fs *fs, fuse_ino_t ino);
+/* A file of node ino was opened / is gone (fs_file.c): a per-connection
+ * node with no open file and no pending lookup becomes idle. */
+void fs_node_opened(struct fs *fs, fuse_ino_t ino);
+void fs_node_closed(struct fs *fs, fuse_ino_t ino);
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void fs_op_forget_multi(fuse_req_t req, size_t count,

@@ -9,6 +9,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -157,16 +160,106 @@ static int fs_fuse_args(struct fuse_args *args, const char *user_opts)
 	return 0;
 }
 
+/* --- auto_unmount ---------------------------------------------------------
+ *
+ * With -o auto_unmount, fusermount3 waits for its socket to us to close,
+ * then unmounts if opening the mountpoint says ENOTCONN (the connection is
+ * dead).  When we are killed, the kernel releases our files in no set
+ * order: if the socket goes before /dev/fuse, fusermount3's open finds the
+ * connection alive, its request is aborted a moment later (ECONNABORTED,
+ * not ENOTCONN) and the dead mount stays (seen: 2 of 40 SIGKILLs under
+ * load).  So a watchdog child holds a copy of the socket, and dies only
+ * when we have (PR_SET_PDEATHSIG comes after all our files are released):
+ * by then the connection is dead. */
+
+#define FS_FD_SCAN 1024
+
+/* The open descriptors below FS_FD_SCAN, as bits. */
+static void fs_fds_open(uint64_t bits[FS_FD_SCAN / 64])
+{
+	int fd;
+
+	memset(bits, 0, FS_FD_SCAN / 8);
+	for (fd = 0; fd < FS_FD_SCAN; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			bits[fd / 64] |= 1ull << (fd % 64);
+}
+
+/* The one socket the mount opened (libfuse keeps fusermount3's socket
+ * without telling), or -1. */
+static int fs_mount_socket(const uint64_t before[FS_FD_SCAN / 64], int fuse_fd)
+{
+	uint64_t after[FS_FD_SCAN / 64];
+	struct stat st;
+	int fd, found = -1;
+
+	fs_fds_open(after);
+	for (fd = 0; fd < FS_FD_SCAN; fd++) {
+		if (fd == fuse_fd || !(after[fd / 64] >> (fd % 64) & 1) ||
+		    (before[fd / 64] >> (fd % 64) & 1))
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			if (found >= 0)
+				return -1;
+			found = fd;
+		}
+	}
+	return found;
+}
+
+/* Fork the watchdog for fs->mount_sock (from the process that serves). */
+static void fs_watchdog_start(struct fs *fs)
+{
+	pid_t parent = getpid(), pid;
+	int fd;
+
+	if (fs->mount_sock < 0)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		log_warnx("fs: auto_unmount watchdog: fork: %s",
+		          strerror(errno));
+		return;
+	}
+	if (pid > 0) {
+		fs->watchdog = pid;
+		return;
+	}
+	/* The child: the socket alone, until the parent is gone. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(0);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	for (fd = 0; fd < FS_FD_SCAN; fd++)
+		if (fd != fs->mount_sock)
+			close(fd);
+	for (;;)
+		pause();
+}
+
+static void fs_watchdog_stop(struct fs *fs)
+{
+	if (fs->watchdog <= 0)
+		return;
+	kill(fs->watchdog, SIGKILL);
+	while (waitpid(fs->watchdog, NULL, 0) < 0 && errno == EINTR)
+		;
+	fs->watchdog = 0;
+}
+
 struct fs *fs_new(struct loop *l, struct chan_set *chans,
                   struct chandirs *dirs, const struct fs_config *cfg)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	uint64_t fds[FS_FD_SCAN / 64];
 	struct fs *fs;
 	int err;
 
 	fs = calloc(1, sizeof *fs);
 	if (!fs)
 		return NULL;
+	fs->mount_sock = -1;
 	fs->loop = l;
 	fs->chans = chans;
 	fs->status = cfg->status;
@@ -190,12 +283,16 @@ struct fs *fs_new(struct loop *l, struct chan_set *chans,
 		err = EINVAL;
 		goto fail;
 	}
+	fs_fds_open(fds);
 	if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
 		log_warnx("fs: cannot mount on %s", fs->mountpoint);
 		err = EIO;
 		goto fail;
 	}
 	fs->mounted = true;
+	if (cfg->fuse_opts && strstr(cfg->fuse_opts, "auto_unmount"))
+		fs->mount_sock = fs_mount_socket(fds,
+		                                 fuse_session_fd(fs->se));
 	err = -fs_add_events(fs);
 	if (err) {
 		log_warnx("fs: cannot watch /dev/fuse: %s", strerror(err));
@@ -214,10 +311,13 @@ fail:
 
 int fs_daemonize(struct fs *fs, bool foreground)
 {
-	if (foreground)
+	if (foreground) {
+		fs_watchdog_start(fs);
 		return 0;
+	}
 	if (fuse_daemonize(0) != 0)
 		return -EIO;
+	fs_watchdog_start(fs);
 	/* stderr is /dev/null now. */
 	log_to_syslog();
 	/* The child carries on with the parent's event base. */
@@ -235,6 +335,7 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs_watchdog_stop(fs);
 	fs_del_events(fs);
 	fs_files_free(fs);
 	if (fs->dirs)

@@ -208,6 +208,7 @@ void fs_tree_free(struct fs *fs)
 	}
 	fs->nfixed = 0;
 	fs->shared = NULL;
+	memset(fs->idle, 0, sizeof fs->idle);
 	fs_nodes_free(&fs->nodes);
 }
 
@@ -300,6 +301,85 @@ static void fs_reply_entry(fuse_req_t req, struct fs *fs,
 	fuse_reply_entry(req, &e);
 }
 
+/* --- idle per-connection nodes ------------------------------------------- */
+
+static struct fs_node **fs_idle_slot(struct fs *fs, const struct chandir *cd,
+                                     const char *name)
+{
+	uint64_t h = 14695981039346656037ull ^ (uintptr_t)cd;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 1099511628211ull;
+	return &fs->idle[h & (FS_IDLE_SLOTS - 1)];
+}
+
+static void fs_idle_put(struct fs *fs, struct fs_node *d)
+{
+	struct fs_node **slot = fs_idle_slot(fs, d->cd, d->name);
+
+	d->next_idle = *slot;
+	*slot = d;
+	d->idle = true;
+}
+
+static void fs_idle_unlink(struct fs *fs, struct fs_node *d)
+{
+	struct fs_node **p;
+
+	for (p = fs_idle_slot(fs, d->cd, d->name); *p; p = &(*p)->next_idle)
+		if (*p == d) {
+			*p = d->next_idle;
+			break;
+		}
+	d->idle = false;
+}
+
+/* The idle node of name in cd, taken out of the idle set, or NULL. */
+static struct fs_node *fs_idle_take(struct fs *fs, const struct chandir *cd,
+                                    const char *name)
+{
+	struct fs_node *d;
+
+	for (d = *fs_idle_slot(fs, cd, name); d; d = d->next_idle)
+		if (d->cd == cd && !strcmp(d->name, name)) {
+			fs_idle_unlink(fs, d);
+			return d;
+		}
+	return NULL;
+}
+
+static struct fs_node *fs_dynamic_node(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_node **p;
+
+	if (ino < FS_INO_DYNAMIC)
+		return NULL;
+	p = fs_nodes_find(&fs->nodes, ino);
+	return p ? *p : NULL;
+}
+
+void fs_node_opened(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_node *d = fs_dynamic_node(fs, ino);
+
+	if (!d)
+		return;
+	d->nopen++;
+	d->claimed = false;
+	if (d->idle)		/* opened without a lookup (/proc/PID/fd/N) */
+		fs_idle_unlink(fs, d);
+}
+
+void fs_node_closed(struct fs *fs, fuse_ino_t ino)
+{
+	struct fs_node *d = fs_dynamic_node(fs, ino);
+
+	if (!d || !d->nopen)
+		return;
+	if (!--d->nopen && !d->claimed && d->cd->mode != CHANDIR_SHARED)
+		fs_idle_put(fs, d);
+}
+
 /* A SHARED name keeps one node while the kernel knows it: its writers
  * then share the inode, and with it the kernel's write lock. */
 static struct fs_node *fs_shared_find(struct fs *fs, const struct chandir *cd,
@@ -326,12 +406,23 @@ static int fs_lookup_chan(struct fs *fs, struct chandir *cd, const char *name,
 		*out = d;
 		return 0;
 	}
-	/* Else a fresh id per lookup: every open of a per-connection name
-	 * is its own inode. */
+	/* A per-connection name: its idle node if there is one (the
+	 * kernel's revalidation of the dentry then keeps it, sparing a
+	 * second LOOKUP), else a fresh id.  Either way the node is claimed
+	 * until its OPEN, so two opens racing through lookup never share
+	 * an inode (and with it the kernel's write lock). */
+	if (cd->mode != CHANDIR_SHARED && (d = fs_idle_take(fs, cd, name))) {
+		d->nlookup++;
+		d->claimed = true;
+		clock_gettime(CLOCK_REALTIME, &d->born);
+		*out = d;
+		return 0;
+	}
 	d = fs_nodes_add(&fs->nodes, cd, name);
 	if (!d)
 		return -ENOMEM;
 	d->nlookup = 1;
+	d->claimed = cd->mode != CHANDIR_SHARED;
 	if (cd->mode == CHANDIR_SHARED) {
 		d->next_shared = fs->shared;
 		fs->shared = d;
@@ -404,6 +495,8 @@ static void fs_forget_one(struct fs *fs, uint64_t ino, uint64_t nlookup)
 		return;
 	*p = d->next;
 	fs->nodes.count--;
+	if (d->idle)
+		fs_idle_unlink(fs, d);
 	if (d->cd->mode == CHANDIR_SHARED) {
 		struct fs_node **s;
 

@@ -112,6 +112,7 @@ static int fakedir_lookup(void *ctx, const char *name)
 {
 	struct fakedir_slot *s = ctx;
 
+	s->d->lookups++;
 	return fakedir_name_ok(s->d, *s->dir, name) ? 0 : -ENOENT;
 }
 
@@ -327,4 +328,5 @@ void fakedir_forget(struct fakedir *d)
 	d->no_driver = false;
 	d->host_closes = 0;
 	d->releases = 0;
+	d->lookups = 0;
 }

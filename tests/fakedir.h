@@ -52,6 +52,7 @@ struct fakedir {
 	unsigned nconns;
 	unsigned host_closes;      /* chan_backend host_close calls */
 	unsigned releases;         /* shared's release op calls */
+	unsigned lookups;          /* lookup op calls (one per FUSE LOOKUP) */
 	int waits;                 /* wait(true) minus wait(false) */
 	char listed[FAKEDIR_MAX_LISTED][FAKEDIR_NAME_MAX + 1];
 	unsigned nlisted;

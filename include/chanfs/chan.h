@@ -185,6 +185,14 @@ void chan_guest_lend(struct chan *c, const struct iovec *iov, unsigned cnt);
  * guest memory is free again.  Returns the bytes copied (0 when nothing
  * is lent).  Valid in any state: the bytes were accepted. */
 size_t chan_guest_unlend(struct chan *c);
+/* Zero-copy chan_guest_send, for a device that reads its peer straight
+ * into the window: describe up to max bytes of to_host's free space as up
+ * to 2 iovecs (returns their count: 0 when it is full, its buffer cannot
+ * be allocated, after chan_guest_eof() or once closed or reset), then
+ * chan_guest_commit() the n bytes written there (at most what was
+ * reserved; nothing else may touch c between the two). */
+int chan_guest_reserve(struct chan *c, struct iovec iov[2], size_t max);
+void chan_guest_commit(struct chan *c, size_t n);
 /* What there is to send: to_guest's bytes, then a parked write's.  Up to
  * max of them as up to 3 iovecs (returns their count); valid until the
  * next chan_guest_took. */
@@ -229,6 +237,11 @@ void chan_consume(struct chan *c, size_t n);
 /* A host read is parked on c (waiting true) or no longer (false); counted.
  * While one waits the device may lend guest bytes (chan_guest_lend). */
 void chan_read_waiting(struct chan *c, bool waiting);
+/* The to-host window gives its buffer back while it is empty and no
+ * guest bytes are lent (the next guest data allocates it again): for a
+ * channel that may wait long after its first bytes, such as a service
+ * connection after its connect string. */
+void chan_trim(struct chan *c);
 /* Write up to len bytes.  Returns the count taken (> 0), -EAGAIN when the
  * window is full, -EPIPE when the guest receives no more, the host shut its
  * side or the channel is CLOSED, -c->error after a reset, -ENOTCONN while
@@ -250,6 +263,11 @@ int chan_park(struct chan *c, const void *buf, size_t len);
  * caller's again.  Must be called before buf is freed or changed, and
  * before chan_close. */
 size_t chan_unpark(struct chan *c);
+/* Bytes of the parked write the device has not taken yet. */
+static inline size_t chan_park_rest(const struct chan *c)
+{
+	return c->park_len;
+}
 /* Bytes a chan_write could take now (the window's free space). */
 static inline size_t chan_write_room(const struct chan *c)
 {

@@ -45,6 +45,9 @@ int ring_init(struct ring *r, uint32_t cap);
 int ring_alloc(struct ring *r);
 /* Free the buffer; the ring may be ring_init'ed again. */
 void ring_destroy(struct ring *r);
+/* An empty ring gives its buffer back (the next write allocates it
+ * again); a ring holding data keeps it. */
+void ring_release(struct ring *r);
 /* Set the edge callbacks and the low-water mark (lowat < cap, else cap-1). */
 void ring_set_notify(struct ring *r, ring_edge_fn on_readable,
                      ring_edge_fn on_writable, void *arg, uint32_t lowat);

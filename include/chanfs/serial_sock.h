@@ -14,18 +14,20 @@
  * that peer is connected (status counts them all); a peer that has hung
  * up is dropped first, so a restarted QEMU is never refused.
  *
- * The relay, both ways, with flow control: bytes from the peer go into
- * the port's to_host as far as it has room; what a read brought that
- * does not fit waits here and goes first once the host has read; the
- * socket is not read while anything waits (the peer then waits in its own
- * socket buffer).  Bytes of to_guest leave the ring only as far as the
- * socket took them.  When the peer goes away (EOF, a read or write error,
- * or a hang-up seen while not reading) whatever it had sent and chanfs
- * had not read yet is read to the end first: anything the peer sends is
- * data, none of it dropped; the port's channel stays OPEN with both rings
- * as they are, so what the host wrote and the socket had not taken goes
- * to the next peer.  Bytes the socket took are the peer's: a peer that
- * exits without reading its socket buffer loses them, as with any socket.
+ * The relay, both ways, with flow control: bytes from the peer are read
+ * straight into the port's to_host (one read of as much as it has room
+ * for, no copy on the way); while it is full the socket is not read (the
+ * peer meanwhile waits in its own socket buffer).  Bytes of to_guest leave
+ * the ring only as far as the socket took them.  When the peer goes away
+ * (EOF, a read or write error, or a hang-up seen while not reading)
+ * whatever it had sent and chanfs had not read yet is read to the end
+ * first, held here beyond what to_host takes, and goes first once the host
+ * has read (the next peer's socket is not read while anything is held):
+ * anything the peer sends is data, none of it dropped; the port's channel
+ * stays OPEN with both rings as they are, so what the host wrote and the
+ * socket had not taken goes to the next peer.  Bytes the socket took are
+ * the peer's: a peer that exits without reading its socket buffer loses
+ * them, as with any socket.
  *
  * Each state change logs one line (connected, peer went away, the first
  * failed connect after one of them, a refused second peer), never one per
@@ -72,7 +74,7 @@ void serial_sock_free(struct serial_sock *t);
 
 /* Whether a peer is connected now. */
 bool serial_sock_connected(const struct serial_sock *t);
-/* Bytes read from the peer that wait here for room in to_host. */
+/* Bytes read from a departed peer that wait here for room in to_host. */
 size_t serial_sock_held(const struct serial_sock *t);
 
 #endif

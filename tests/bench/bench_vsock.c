@@ -19,6 +19,7 @@
  *   connect_close open(2) + close(2) of MNT/vsock/12 (us); base: nullfs
  *                 open + close plus a socketpair round trip
  *   conns64_*, coalesce_*, idle10k_*: bench_vsock_scale.c
+ *   svc_*         services/NAME against vsock/PORT: bench_vsock_services.c
  *   bufSIZE_*     the throughput figures again with --buf-size SIZE
  *
  * Run: meson test -C BUILD --benchmark vsock --verbose
@@ -26,7 +27,7 @@
  * CHANFS_GUEST_ARGS selects the guest's virtqueue variant (e.g. "--layout
  * b --features in_order,event_idx,indirect"); BV_RUNS the runs per
  * figure; BV_ONLY a comma-separated list of parts (tput, rtt, conns64,
- * coalesce, idle, bufsize) to run only those; BV_FIG (for profiling) only
+ * coalesce, idle, svc, bufsize) to run only those; BV_FIG (for profiling) only
  * the throughput figures whose name contains it.
  */
 #include <errno.h>
@@ -52,7 +53,6 @@
 #define BV_IDLE_N 10000
 #define BV_FUSE_MAGIC 0x65735546
 #define BV_MAX_FIGS 64
-#define BV_MAX_RUNS 15
 
 uint8_t bv_buf[BV_MAX_CHUNK];
 unsigned bv_runs = 5;
@@ -788,6 +788,8 @@ int main(int argc, char **argv)
 	bv_inst_stop(&in);
 	if (bv_want("idle"))
 		bv_scale_idle(BV_IDLE_N);
+	if (bv_want("svc"))
+		bv_svc_part(total);
 	if (bv_want("bufsize") && bv_want("tput"))
 		bv_part_bufsize(total);
 	bv_print(total);

@@ -26,6 +26,7 @@
 
 #define BV_MAX_CHUNK (1u << 20)
 #define BV_PORTS 16
+#define BV_MAX_RUNS 15             /* BV_RUNS at most */
 
 struct bv_inst {
 	struct vh h;
@@ -104,5 +105,9 @@ void bv_scale_coalesce(struct bv_inst *in);
 /* 10 000 idle connections to the echo port of fresh instances: RSS growth
  * per connection with and without MALLOC_PERTURB_, then one echo each. */
 void bv_scale_idle(unsigned nconn);
+
+/* bench_vsock_services.c: services/NAME against vsock/PORT on a fresh
+ * instance of its own (throughput of total bytes per run, accept). */
+void bv_svc_part(uint64_t total);
 
 #endif

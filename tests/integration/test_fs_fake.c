@@ -191,6 +191,11 @@ static void do_count_releases(struct act *a)
 	a->count = fk.dir.releases;
 }
 
+static void do_count_lookups(struct act *a)
+{
+	a->count = fk.dir.lookups;
+}
+
 static void do_ring_used(struct act *a)
 {
 	a->count = ring_used(&fk.dir.conns[a->conn]->to_guest);
@@ -270,6 +275,7 @@ static void (*const fake_actions[])(struct act *) = {
 	[FA_QUERY + FQ_NODES] = do_count_nodes,
 	[FA_QUERY + FQ_WAITS] = do_count_waits,
 	[FA_QUERY + FQ_RELEASES] = do_count_releases,
+	[FA_QUERY + FQ_LOOKUPS] = do_count_lookups,
 };
 
 static void on_call(evutil_socket_t fd, short what, void *arg)

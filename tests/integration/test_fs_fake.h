@@ -81,6 +81,7 @@ enum fake_query {
 	FQ_NODES,              /* dynamic (per-connection) nodes */
 	FQ_WAITS,              /* accept waits started and not ended */
 	FQ_RELEASES,           /* shared's release op calls this test */
+	FQ_LOOKUPS,            /* channel-name LOOKUPs this test */
 };
 unsigned fake_count(enum fake_query q, unsigned conn);
 /* Wait until fake_count(q, conn) >= want, or until it is 0. */

@@ -741,6 +741,48 @@ static void test_repeated_lookups_do_not_pile_up_nodes(void **state)
 	assert_true(fake_count(FQ_NODES, 0) < before + 50);
 }
 
+/* A connection name opened again after a close is looked up once per
+ * open: the kernel revalidates its cached dentry with a LOOKUP, which
+ * gets the idle node back, so it need not look up a second time. */
+static void test_reopening_a_closed_connection_name_takes_one_lookup_per_open(void **state)
+{
+	unsigned conn, before, i;
+
+	(void)state;
+	close_and_wait(open_accepted(9100, O_RDWR, &conn), 1);
+	before = fake_count(FQ_LOOKUPS, 0);
+	for (i = 0; i < 10; i++)
+		close_and_wait(open_accepted(9100, O_RDWR, &conn), i + 2);
+	assert_int_equal(fake_count(FQ_LOOKUPS, 0) - before, 10);
+}
+
+/* The node a closed connection leaves behind is reused by one open only:
+ * two connections open at once are two inodes (each its own write lock). */
+static void test_two_open_connections_of_one_name_are_two_inodes_after_a_reuse(void **state)
+{
+	struct stat first, a, b;
+	unsigned c0, c1, c2;
+	int fd0, fd1, fd2;
+
+	(void)state;
+	fd0 = open_accepted(9101, O_RDWR, &c0);
+	assert_int_equal(fstat(fd0, &first), 0);
+	close_and_wait(fd0, 1);
+	fd1 = open_accepted(9101, O_RDWR, &c1);
+	fd2 = open_accepted(9101, O_RDWR, &c2);
+	assert_int_not_equal(c1, c2);
+	assert_int_equal(fstat(fd1, &a), 0);
+	assert_int_equal(fstat(fd2, &b), 0);
+	assert_int_not_equal(a.st_ino, b.st_ino);
+	/* Each file is its own connection. */
+	assert_int_equal(write(fd1, "a", 1), 1);
+	assert_int_equal(write(fd2, "bc", 2), 2);
+	assert_int_equal(fake_count(FQ_RING_USED, c1), 1);
+	assert_int_equal(fake_count(FQ_RING_USED, c2), 2);
+	close_failing_and_wait(fd1, ETIMEDOUT, 2);
+	close_failing_and_wait(fd2, ETIMEDOUT, 3);
+}
+
 static void test_status_lists_each_channel_with_its_counts(void **state)
 {
 	unsigned conn;
@@ -1184,6 +1226,8 @@ int main(void)
 		T(test_close_interrupted_by_a_signal_fails_with_eintr),
 		T(test_close_after_the_guest_stopped_receiving_fails_with_epipe),
 		T(test_repeated_lookups_do_not_pile_up_nodes),
+		T(test_reopening_a_closed_connection_name_takes_one_lookup_per_open),
+		T(test_two_open_connections_of_one_name_are_two_inodes_after_a_reuse),
 		T(test_status_lists_each_channel_with_its_counts),
 		T(test_shared_name_opens_share_one_inode_of_size_zero_and_one_channel),
 		T(test_shared_name_one_edge_wakes_the_poll_of_every_open),

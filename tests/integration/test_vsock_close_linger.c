@@ -11,6 +11,10 @@
  *    close says ETIMEDOUT.  Never 0 with bytes missing.
  *  - A guest not reading at all: close fails with ETIMEDOUT after the
  *    linger time; a non-blocking close does not wait and says EAGAIN.
+ *  - Writes larger than the window: the rest of each that fits in the
+ *    window is answered at once and read in place, not copied into the
+ *    window; a close still waits for it, and a close that does not wait
+ *    leaves it queued for the guest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +76,113 @@ static void test_close_waits_for_a_slow_guest_to_have_the_tail(void **state)
 		assert_int_equal(err, ETIMEDOUT);
 	}
 	assert_int_equal(vh_guest_stop(g), 0);
+}
+
+/* The guest's end of connection port: every byte arrived, in order. */
+static void guest_has(struct vh_guest *g, unsigned port, uint64_t total,
+                      uint64_t fnv)
+{
+	char needle[64];
+	const char *l;
+
+	snprintf(needle, sizeof needle, "conn lport=%u svc=slow", port);
+	l = vh_guest_wait(g, needle, 1, VH_TIMEOUT_MS);
+	assert_non_null(l);
+	fprintf(stderr, "guest: %s\n", l);
+	assert_true(vh_kv_u64(l, "rx") == total);
+	assert_true(vh_kv_hex(l, "rx_fnv") == fnv);
+	assert_non_null(strstr(l, "status=closed"));
+}
+
+#define BIG_TOTAL (768u << 10)
+#define BIG_CHUNK (192u << 10)
+
+/* A 64K window, a guest reading port 8 as svc ("slow=B/ms"), and
+ * BIG_TOTAL bytes written to it in BIG_CHUNK writes: the guest, the fd
+ * (*fd) and the bytes' checksum (*fnv). */
+static struct vh_guest *big_writes(struct vh *h, const char *svc, int *fd,
+                                   uint64_t *fnv)
+{
+	const char *cargs[] = { "--buf-size", "64K", NULL };
+	const char *gargs[] = { "--buf-alloc", "64K", "-l", svc, NULL };
+	struct vh_guest *g;
+
+	assert_int_equal(vh_start_chanfs(h, cargs), 0);
+	g = vh_start_guest(h, gargs);
+	assert_non_null(g);
+	*fd = open(vh_path(h, "vsock/8"), O_WRONLY | O_CLOEXEC);
+	assert_true(*fd >= 0);
+	*fnv = vh_write_stream(h, *fd, BIG_TOTAL, BIG_CHUNK);
+	assert_true(*fnv != 0);
+	return g;
+}
+
+static void test_close_waits_for_the_rest_of_large_writes(void **state)
+{
+	struct vh *h = *state;
+	struct vh_guest *g;
+	uint64_t fnv;
+	int fd;
+
+	g = big_writes(h, "8:slow=2000", &fd, &fnv);
+	assert_int_equal(close(fd), 0);
+	guest_has(g, 8, BIG_TOTAL, fnv);
+	assert_int_equal(vh_guest_stop(g), 0);
+}
+
+static void test_a_close_that_does_not_wait_leaves_the_rest_of_a_large_write_queued(void **state)
+{
+	struct vh *h = *state;
+	struct vh_guest *g;
+	uint64_t fnv, total = BIG_TOTAL;
+	ssize_t n;
+	int fd, rc;
+
+	g = big_writes(h, "8:slow=1000", &fd, &fnv);
+	/* A non-blocking write makes the close non-blocking too (FLUSH
+	 * carries no flags).  It waits behind the last write's rest. */
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	n = write(fd, "x", 1);
+	if (n == 1) {
+		fnv = guest_fnv1a(fnv, "x", 1);
+		total++;
+	} else {
+		assert_int_equal(n, -1);
+		assert_int_equal(errno, EAGAIN);
+	}
+	errno = 0;
+	rc = close(fd);
+	fprintf(stderr, "write: %zd, close: %d (%s)\n", n, rc,
+	        rc ? strerror(errno) : "ok");
+	if (rc)
+		assert_int_equal(errno, EAGAIN);
+	guest_has(g, 8, total, fnv);
+	assert_int_equal(vh_guest_stop(g), 0);
+}
+
+/* 72K to a guest that takes 16K and reads nothing: the write returns once
+ * its rest fits in the 64K window, and close waits for those bytes too. */
+static void test_close_after_a_large_write_to_a_guest_that_does_not_read_fails(void **state)
+{
+	struct vh *h = *state;
+	const char *cargs[] = { "--buf-size", "64K", "--close-timeout", "300",
+	                        NULL };
+	const char *gargs[] = { "--buf-alloc", "16K",
+	                        "-l", "9:slow=100,delay=600000", NULL };
+	static uint8_t buf[72u << 10];
+	struct vh_guest *g;
+	int fd;
+
+	assert_int_equal(vh_start_chanfs(h, cargs), 0);
+	g = vh_start_guest(h, gargs);
+	assert_non_null(g);
+	fd = open(vh_path(h, "vsock/9"), O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, sizeof buf), sizeof buf);
+	errno = 0;
+	assert_int_equal(close(fd), -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	vh_guest_kill(g);
 }
 
 /* Fill the guest's buffer and leave data in the window (the guest does
@@ -157,6 +268,15 @@ int main(void)
 			vh_setup, vh_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_close_to_a_guest_that_does_not_read_fails,
+			vh_setup, vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_close_waits_for_the_rest_of_large_writes,
+			vh_setup, vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_close_after_a_large_write_to_a_guest_that_does_not_read_fails,
+			vh_setup, vh_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_close_that_does_not_wait_leaves_the_rest_of_a_large_write_queued,
 			vh_setup, vh_teardown),
 	};
 

@@ -396,6 +396,40 @@ static void test_guest_send_beyond_the_window_is_cut_short(void **state)
 	assert_int_equal(f->c->rx_bytes, WIN);
 }
 
+static void test_guest_reserve_and_commit_append_in_place(void **state)
+{
+	struct fix *f = *state;
+	struct iovec iov[2];
+	char b[WIN];
+	int n;
+
+	f->rec.watches = 0;
+	send_str(f->c, "0123456789");
+	assert_int_equal(chan_read(f->c, b, 10), 10);
+	/* The free space, wrapped: the whole window in two pieces. */
+	n = chan_guest_reserve(f->c, iov, WIN * 2);
+	assert_int_equal(n, 2);
+	assert_int_equal(iov[0].iov_len + iov[1].iov_len, WIN);
+	memcpy(iov[0].iov_base, "abc", 3);
+	f->rec.watches = 0;
+	chan_guest_commit(f->c, 3);
+	assert_int_equal(f->rec.watches, 1);	/* readable */
+	assert_int_equal(f->c->rx_bytes, 13);
+	assert_int_equal(chan_read(f->c, b, sizeof b), 3);
+	assert_memory_equal(b, "abc", 3);
+	/* max bounds it; a commit beyond the free space is cut to it. */
+	assert_int_equal(chan_guest_reserve(f->c, iov, 2), 1);
+	assert_int_equal(iov[0].iov_len, 2);
+	chan_guest_commit(f->c, WIN + 7);
+	assert_int_equal(ring_used(&f->c->to_host), WIN);
+	assert_int_equal(f->c->rx_bytes, 13 + WIN);
+	assert_int_equal(chan_guest_reserve(f->c, iov, WIN), 0);
+	/* After EOF nothing more is taken. */
+	assert_int_equal(chan_read(f->c, b, sizeof b), WIN);
+	chan_guest_eof(f->c);
+	assert_int_equal(chan_guest_reserve(f->c, iov, WIN), 0);
+}
+
 static void test_peek_describes_wrapped_data_as_two_iovecs(void **state)
 {
 	struct fix *f = *state;
@@ -1003,6 +1037,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unwatched_channel_fires_nothing, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_delivery_mark_fires_once_the_guest_took_the_bytes, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_discarded_bytes_are_never_delivered, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_reserve_and_commit_append_in_place, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_names_state_flags_and_counts, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_names_the_reset_error, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_lending_needs_a_waiting_read_and_an_empty_window, setup_open, teardown),

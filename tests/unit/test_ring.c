@@ -142,6 +142,32 @@ static void ring_buffer_is_allocated_by_the_first_write_not_by_init(void **state
 	ring_destroy(&w);
 }
 
+static void ring_release_frees_an_empty_buffer_and_keeps_one_with_data(void **state)
+{
+	uint8_t out[4];
+	struct ring r;
+
+	(void)state;
+	assert_int_equal(ring_init(&r, 1u << 18), 0);
+	ring_release(&r);
+	assert_null(r.buf);
+	assert_int_equal(ring_write(&r, "abc", 3), 3);
+	ring_release(&r);
+	assert_non_null(r.buf);
+	assert_int_equal(ring_read(&r, out, 2), 2);
+	ring_release(&r);
+	assert_non_null(r.buf);
+	assert_int_equal(ring_read(&r, out + 2, 1), 1);
+	assert_memory_equal(out, "abc", 3);
+	ring_release(&r);
+	assert_null(r.buf);
+	assert_int_equal(ring_space(&r), 1u << 18);
+	assert_int_equal(ring_write(&r, "de", 2), 2);
+	assert_int_equal(ring_read(&r, out, sizeof out), 2);
+	assert_memory_equal(out, "de", 2);
+	ring_destroy(&r);
+}
+
 static void ring_write_takes_what_fits_and_returns_the_count(void **state)
 {
 	uint8_t in[12] = "abcdefghijk", out[12] = { 0 };
@@ -609,6 +635,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(ring_init_rejects_caps_that_are_not_powers_of_two),
 		cmocka_unit_test(ring_buffer_is_allocated_by_the_first_write_not_by_init),
+		cmocka_unit_test(ring_release_frees_an_empty_buffer_and_keeps_one_with_data),
 		cmocka_unit_test(ring_write_takes_what_fits_and_returns_the_count),
 		cmocka_unit_test(ring_readable_fires_only_when_empty_ring_gets_data),
 		cmocka_unit_test(ring_writable_fires_when_full_ring_is_no_longer_full),

@@ -77,7 +77,8 @@ static void run_for(struct fx *f, unsigned ms)
 		}                                                           \
 	} while (0)
 
-static void fx_init(struct fx *f, bool listen)
+/* A port with windows of window bytes. */
+static void fx_init_window(struct fx *f, bool listen, uint32_t window)
 {
 	struct serial_sock_spec sp;
 	struct chandir *d;
@@ -92,7 +93,7 @@ static void fx_init(struct fx *f, bool listen)
 	assert_non_null(f->l);
 	chan_set_init(&f->chans);
 	chandirs_init(&f->dirs);
-	f->s = serial_new(f->l, &f->chans, WINDOW);
+	f->s = serial_new(f->l, &f->chans, window);
 	assert_non_null(f->s);
 	assert_int_equal(serial_register(f->s, &f->dirs), 0);
 	snprintf(arg, sizeof arg, "port0=%s%s", f->path,
@@ -103,6 +104,11 @@ static void fx_init(struct fx *f, bool listen)
 	assert_non_null(f->t);
 	d = chandir_find(&f->dirs, "serial");
 	assert_int_equal(d->ops->open(d->ctx, "port0", &f->c), 0);
+}
+
+static void fx_init(struct fx *f, bool listen)
+{
+	fx_init_window(f, listen, WINDOW);
 }
 
 static void fx_done(struct fx *f)
@@ -197,13 +203,18 @@ static void host_read(struct fx *f, uint8_t *buf, size_t n, size_t step)
 
 /* A connect-mode port connected to a test server (*srv) standing in for
  * QEMU; returns the server's end of the connection. */
-static int fx_connected(struct fx *f, int *srv)
+static int fx_connected_window(struct fx *f, int *srv, uint32_t window)
 {
-	fx_init(f, false);
+	fx_init_window(f, false, window);
 	*srv = usock_listen(f->path, 4, "test");
 	assert_true(*srv >= 0);
 	RUN_UNTIL(f, serial_sock_connected(f->t));
 	return accept_peer(f, *srv);
+}
+
+static int fx_connected(struct fx *f, int *srv)
+{
+	return fx_connected_window(f, srv, WINDOW);
 }
 
 /* And its end: the test's sockets, then the fixture. */
@@ -271,6 +282,31 @@ static void test_any_bytes_cross_both_ways_unchanged(void **state)
 	assert_int_equal(chan_write(f.c, out, 4000), 4000);
 	peer_read(&f, peer, in, 4000);
 	assert_memory_equal(in, out, 4000);
+	fx_connected_done(&f, peer, srv);
+}
+
+static void test_what_the_peer_sent_goes_into_the_window_in_one_read(void **state)
+{
+	/* More than one read of a 64 KiB buffer, less than the window and
+	 * than the peer's socket buffer. */
+	enum { N = 96 * 1024, BIG = 256 * 1024 };
+	uint8_t *out = pattern(N), *in = malloc(N);
+	struct fx f;
+	int srv, peer;
+
+	(void)state;
+	peer = fx_connected_window(&f, &srv, BIG);
+	assert_int_equal(write(peer, out, N), N);
+	/* A UNIX socket queues it for chanfs at once; one loop turn (one
+	 * readiness) takes all of it, straight into to_host. */
+	loop_turn(f.l, false);
+	assert_int_equal(ring_used(&f.c->to_host), N);
+	assert_int_equal(f.c->rx_bytes, N);
+	assert_int_equal(serial_sock_held(f.t), 0);
+	host_read(&f, in, N, N);
+	assert_memory_equal(in, out, N);
+	free(out);
+	free(in);
 	fx_connected_done(&f, peer, srv);
 }
 
@@ -601,6 +637,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connect_mode_retries_quietly_until_qemu_listens),
 		cmocka_unit_test(test_any_bytes_cross_both_ways_unchanged),
+		cmocka_unit_test(test_what_the_peer_sent_goes_into_the_window_in_one_read),
 		cmocka_unit_test(test_a_full_port_stops_reading_and_loses_nothing),
 		cmocka_unit_test(test_a_peer_that_vanishes_mid_transfer_loses_nothing),
 		cmocka_unit_test(test_what_the_socket_did_not_take_goes_to_the_next_peer),

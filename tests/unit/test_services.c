@@ -285,6 +285,22 @@ static void services_args_go_with_the_channel(void **state)
 	chan_close(c);
 }
 
+/* A connection waiting for its opener holds no window buffer; one with
+ * bytes after the NUL keeps them. */
+static void services_a_waiting_connection_gives_its_window_back(void **state)
+{
+	static const char bare[] = "pipe:idle", more[] = "pipe:busy\0x";
+	struct gconn *g1, *g2;
+
+	(void)state;
+	g1 = guest(bare, sizeof bare);
+	g2 = guest(more, sizeof more - 1);
+	assert_int_equal(fx->nready, 2);
+	assert_null(g1->c->to_host.buf);
+	assert_non_null(g2->c->to_host.buf);
+	assert_int_equal(ring_used(&g2->c->to_host), 1);
+}
+
 static void services_empty_args_are_empty_not_absent(void **state)
 {
 	static const char msg[] = "pipe:x:";
@@ -598,6 +614,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(services_connect_string_routes_and_leaves_the_rest),
 		T(services_args_go_with_the_channel),
+		T(services_a_waiting_connection_gives_its_window_back),
+	T(services_a_waiting_connection_gives_its_window_back),
 		T(services_empty_args_are_empty_not_absent),
 		T(services_connect_string_in_pieces_routes_once_whole),
 		T(services_two_connections_are_two_opens_in_order),
