@@ -24,11 +24,15 @@ static void chan_notify(struct chan *c)
 		w->fn(c, w->arg);
 }
 
-/* to_host became non-empty: there is something to read. */
+/* to_host became non-empty: there is something to read (unless it is
+ * lent bytes coming home, chan_guest_unlend: readable all along). */
 static void chan_to_host_readable(struct ring *r, void *arg)
 {
+	struct chan *c = arg;
+
 	(void)r;
-	chan_notify(arg);
+	if (!c->lend_len)
+		chan_notify(c);
 }
 
 /* to_guest dropped to its low-water mark: there is room to write. */
@@ -198,6 +202,61 @@ size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt)
 	return n;
 }
 
+bool chan_guest_can_lend(struct chan *c)
+{
+	if (chan_device_gone(c) || c->guest_eof ||
+	    (c->readers == 0 && !c->lend_warm) || !ring_empty(&c->to_host))
+		return false;
+	return ring_alloc(&c->to_host) == 0;
+}
+
+void chan_guest_lend(struct chan *c, const struct iovec *iov, unsigned cnt)
+{
+	unsigned i = c->lend ? c->lend_cnt : 0;
+	size_t was = c->lend_len, n = 0;
+
+	for (; i < cnt; i++)
+		n += iov[i].iov_len;
+	c->lend = iov;
+	c->lend_cnt = cnt;
+	c->lend_len += n;
+	c->rx_bytes += n;
+	/* Readable from nothing, as to_host's own edge would say. */
+	if (!was && n) {
+		chan_ref(c);
+		chan_notify(c);
+		chan_unref(c);
+	}
+}
+
+size_t chan_guest_unlend(struct chan *c)
+{
+	struct iovec rest[CHAN_LEND_MAX];
+	unsigned i, k = 0;
+	size_t n = 0;
+
+	if (!c->lend)
+		return 0;
+	for (i = c->lend_idx; c->lend_len && i < c->lend_cnt; i++) {
+		size_t off = i == c->lend_idx ? c->lend_off : 0;
+
+		rest[k].iov_base = (uint8_t *)c->lend[i].iov_base + off;
+		rest[k++].iov_len = c->lend[i].iov_len - off;
+	}
+	/* lend_len still set: no readable edge for bytes readable before. */
+	if (k) {
+		chan_ref(c);
+		n = ring_writev(&c->to_host, rest, (int)k);
+		chan_unref(c);
+	}
+	c->lend_warm = c->lend_took;
+	c->lend_took = false;
+	c->lend = NULL;
+	c->lend_cnt = c->lend_idx = 0;
+	c->lend_off = c->lend_len = 0;
+	return n;
+}
+
 int chan_guest_reserve(struct chan *c, struct iovec iov[2], size_t max)
 {
 	if (chan_device_gone(c) || c->guest_eof)
@@ -324,29 +383,83 @@ ssize_t chan_read(struct chan *c, void *buf, size_t len)
 	return done;
 }
 
-int chan_peek(struct chan *c, struct iovec iov[2], size_t max)
+int chan_peekv(struct chan *c, struct iovec *iov, int niov, size_t max)
 {
+	size_t got = 0;
+	unsigned i;
+	int n;
+
 	if (max == 0)
 		return 0;
-	if (ring_empty(&c->to_host))
+	if (ring_empty(&c->to_host) && !c->lend_len)
 		return chan_read_empty(c);
-	return ring_peek(&c->to_host, iov, max);
+	n = ring_peek(&c->to_host, iov, max);
+	for (i = 0; i < (unsigned)n; i++)
+		got += iov[i].iov_len;
+	/* Then what is lent, in place. */
+	for (i = c->lend_idx; c->lend_len && i < c->lend_cnt && n < niov &&
+	     got < max; i++) {
+		size_t off = i == c->lend_idx ? c->lend_off : 0;
+		size_t len = c->lend[i].iov_len - off;
+
+		if (len > max - got)
+			len = max - got;
+		if (len == 0)
+			continue;
+		iov[n].iov_base = (uint8_t *)c->lend[i].iov_base + off;
+		iov[n++].iov_len = len;
+		got += len;
+	}
+	return n;
+}
+
+/* The host read k lent bytes. */
+static void chan_lend_took(struct chan *c, size_t k)
+{
+	c->lend_took = true;
+	c->lend_len -= k;
+	while (k && c->lend_idx < c->lend_cnt) {
+		size_t left = c->lend[c->lend_idx].iov_len - c->lend_off;
+
+		if (k < left) {
+			c->lend_off += k;
+			return;
+		}
+		k -= left;
+		c->lend_idx++;
+		c->lend_off = 0;
+	}
 }
 
 void chan_consume(struct chan *c, size_t n)
 {
-	if (n > ring_used(&c->to_host))
-		n = ring_used(&c->to_host);
+	size_t ring = ring_used(&c->to_host);
+
+	if (n > ring + c->lend_len)
+		n = ring + c->lend_len;
 	if (n == 0)
 		return;
-	ring_consume(&c->to_host, n);
+	ring_consume(&c->to_host, n < ring ? n : ring);
+	if (n > ring)
+		chan_lend_took(c, n - ring);
 	/* Credit goes back only while there is a connection to give it to. */
 	if (!chan_device_gone(c) && c->be->host_consumed)
 		c->be->host_consumed(c, n);
 }
 
+void chan_read_waiting(struct chan *c, bool waiting)
+{
+	if (waiting)
+		c->readers++;
+	else if (c->readers)
+		c->readers--;
+}
+
 void chan_trim(struct chan *c)
 {
+	/* Lent bytes come home into that buffer (chan_guest_can_lend). */
+	if (c->lend)
+		return;
 	ring_release(&c->to_host);
 }
 
@@ -454,7 +567,8 @@ unsigned chan_poll(const struct chan *c)
 	/* Readable whenever a read would not say EAGAIN: data, EOF or the
 	 * error; writable whenever a write would not say EAGAIN (an error
 	 * counts, as for sockets). */
-	if (chan_read_empty(c) != -EAGAIN || !ring_empty(&c->to_host))
+	if (chan_read_empty(c) != -EAGAIN || !ring_empty(&c->to_host) ||
+	    c->lend_len)
 		mask |= POLLIN;
 	if (chan_write_error(c) ||
 	    (ring_used(&c->to_guest) <= c->to_guest.lowat && !c->park_len))

@@ -535,6 +535,7 @@ int vq_drain(struct vq *vq, struct vq_elem *elem, unsigned budget,
              uint32_t (*fn)(void *arg, const struct vq_elem *elem),
              bool (*want)(void *arg), void *arg)
 {
+	uint32_t len;
 	int rc = 0, r;
 
 	vq_disable_notify(vq);
@@ -567,7 +568,9 @@ int vq_drain(struct vq *vq, struct vq_elem *elem, unsigned budget,
 			continue;
 		}
 		budget--;
-		vq_push(vq, elem, fn(arg, elem));
+		len = fn(arg, elem);
+		if (len != VQ_HELD)
+			vq_push(vq, elem, len);
 	}
 	vq_flush(vq);
 	return rc;

@@ -165,6 +165,9 @@ static void vsock_queue_stopped(void *ctx, unsigned q, struct vq *vq)
 
 	if (q >= VSOCK_NUM_QUEUES || v->ring[q] != vq)
 		return;
+	/* Held chains complete before their ring stops (else a restart pops
+	 * them again) and before guest memory may be remapped. */
+	vsock_tx_lend_end(v);
 	v->ring[q] = NULL;
 	if (!v->vq[VSOCK_RXQ])
 		return;
@@ -179,6 +182,7 @@ static void vsock_reset(void *ctx)
 {
 	struct vsock *v = ctx;
 
+	vsock_tx_lend_end(v);
 	v->ring[VSOCK_RXQ] = v->ring[VSOCK_TXQ] = NULL;
 	v->vq[VSOCK_RXQ] = v->vq[VSOCK_TXQ] = NULL;
 	vsock_drop_all(v, "device reset");
@@ -263,6 +267,7 @@ struct vsock *vsock_new(struct loop *l, const struct vsock_config *cfg,
 		v->cfg.coalesce_us = VSOCK_COALESCE_US;
 	loop_task_init(&v->fill_task, vsock_rx_fill, v);
 	loop_task_init(&v->tx_task, vsock_tx_task, v);
+	loop_task_init(&v->lend.task, vsock_tx_lend_task, v);
 	v->rx_elem = malloc(sizeof *v->rx_elem);
 	v->tx_elem = malloc(sizeof *v->tx_elem);
 	v->coalesce_timer = evtimer_new(loop_base(l), vsock_coalesce_done, v);
@@ -279,6 +284,7 @@ void vsock_free(struct vsock *v)
 {
 	if (!v)
 		return;
+	vsock_tx_lend_end(v);
 	if (v->buckets)
 		vsock_conn_reset_all(v, ECONNRESET);
 	vsock_listeners_free(v);
@@ -313,10 +319,11 @@ void vsock_status(const struct vsock *v, FILE *out)
 	        "%u connections, window %u\n", vsock_dev_state(v),
 	        (unsigned long long)v->cfg.guest_cid, v->nconns,
 	        v->cfg.buf_size);
-	fprintf(out, "  packets: %llu from guest (%llu rejected), %llu to "
-	        "guest, %llu RST replies dropped\n",
+	fprintf(out, "  packets: %llu from guest (%llu rejected, %llu lent "
+	        "to reads), %llu to guest, %llu RST replies dropped\n",
 	        (unsigned long long)v->pkts_rx,
 	        (unsigned long long)v->pkts_rejected,
+	        (unsigned long long)v->pkts_lent,
 	        (unsigned long long)v->pkts_tx,
 	        (unsigned long long)v->rst_dropped);
 	for (q = 0; q < VSOCK_NUM_QUEUES; q++) {

@@ -29,6 +29,7 @@
 
 #include <linux/virtio_vsock.h>
 
+#include "chanfs/chan.h"
 #include "chanfs/loop.h"
 #include "chanfs/vq.h"
 #include "chanfs/vsock.h"
@@ -72,6 +73,8 @@ _Static_assert(sizeof(struct virtio_vsock_hdr) == VSOCK_HDR_SIZE,
  * 4 KiB buffers in a 128-entry ring). */
 #define VSOCK_TX_TURN_BYTES (256u << 10)
 #define VSOCK_COALESCE_US 1000u
+/* Most TX chains held at once for a host read answered in place. */
+#define VSOCK_LEND_CHAINS 16
 
 #define VSOCK_RXQ 0
 #define VSOCK_TXQ 1
@@ -169,6 +172,23 @@ struct vsock_listener {
 	TAILQ_ENTRY(vsock_listener) link;
 };
 
+/* Guest → host in place: while a host read is parked on a channel whose
+ * to_host is empty, the payloads of its TX chains are lent to it
+ * (chan_guest_lend) rather than copied in, and the chains are held; the
+ * read is answered from guest memory in the flush, and then, before the
+ * turn ends (lend.task, queued after the reader's service), what it did
+ * not take is copied into to_host and the chains are completed.  One
+ * channel at a time. */
+struct vsock_lend {
+	struct chan *chan;              /* a reference; NULL: nothing lent */
+	struct vq *vq;                  /* the TX ring the chains came from */
+	unsigned nheld;
+	struct { uint16_t id; uint32_t seq, in_len; } held[VSOCK_LEND_CHAINS];
+	struct iovec iov[CHAN_LEND_MAX]; /* the payloads, in order */
+	unsigned niov;
+	struct loop_task task;
+};
+
 enum vsock_dev_state { VSOCK_DEV_NONE, VSOCK_DEV_RUNNING, VSOCK_DEV_STOPPED };
 
 struct vsock {
@@ -203,6 +223,9 @@ struct vsock {
 	/* Counters for status. */
 	uint64_t pkts_rx, pkts_tx, pkts_rejected;
 	uint32_t tx_turn_bytes;          /* this TX run's, VSOCK_TX_TURN_BYTES */
+	struct vsock_lend lend;
+	bool tx_held;                    /* the packet's chain was lent */
+	uint64_t pkts_lent;              /* packets lent to a read (vsock_lend) */
 };
 
 /* --- vsock_conn.c ------------------------------------------------------- */
@@ -295,6 +318,12 @@ static inline void vsock_drain(struct vsock *v, unsigned qi,
 void vsock_tx_run(struct vsock *v);
 /* tx_task's function. */
 void vsock_tx_task(void *arg);
+/* Take back what is lent (vsock_lend): copy what the host did not read
+ * into to_host, complete the held chains and flush their ring.  Before
+ * the rings stop or the device goes (guest memory may go with them). */
+void vsock_tx_lend_end(struct vsock *v);
+/* lend.task's function. */
+void vsock_tx_lend_task(void *arg);
 /* "REQUEST", "RW"... for log lines. */
 const char *vsock_op_name(uint16_t op);
 

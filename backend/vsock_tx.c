@@ -10,6 +10,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,6 +137,87 @@ static void vsock_tx_request(struct vsock *v, const struct vsock_pkt *p)
 		vsock_listener_enqueue(v, c->host_port, c->chan);
 }
 
+/* Take back what is lent: the host's read was answered (or never came),
+ * what it left goes into to_host after the bytes it read, and the held
+ * chains are completed (in order with VIRTIO_F_IN_ORDER: vq_push waits
+ * for the earlier ones). */
+static void vsock_tx_unlend(struct vsock *v)
+{
+	struct vsock_lend *l = &v->lend;
+	struct vq_elem e;
+	unsigned i;
+
+	if (!l->chan)
+		return;
+	chan_guest_unlend(l->chan);
+	memset(&e, 0, offsetof(struct vq_elem, iov));
+	for (i = 0; i < l->nheld; i++) {
+		e.id = l->held[i].id;
+		e.seq = l->held[i].seq;
+		e.in_len = l->held[i].in_len;
+		vq_push(l->vq, &e, 0);
+	}
+	l->nheld = l->niov = 0;
+	chan_unref(l->chan);
+	l->chan = NULL;
+	loop_cancel(v->loop, &l->task);
+}
+
+void vsock_tx_lend_end(struct vsock *v)
+{
+	struct vq *vq = v->lend.vq;
+
+	if (!v->lend.chan)
+		return;
+	vsock_tx_unlend(v);
+	vq_flush(vq);
+}
+
+void vsock_tx_lend_task(void *arg)
+{
+	vsock_tx_lend_end(arg);
+}
+
+/* Lend the payload to a host read parked on c's channel instead of
+ * copying it into the window (true: lent, the chain is held until
+ * lend.task, this turn).  Bytes lent already go before anything copied,
+ * so a packet that cannot be lent takes them back first. */
+static bool vsock_tx_lend(struct vsock_conn *c, const struct vq_elem *e,
+                          const struct vsock_pkt *p)
+{
+	struct vsock *v = c->v;
+	struct vsock_lend *l = &v->lend;
+	unsigned n;
+
+	if (l->chan && l->chan != c->chan)
+		return false;
+	if (!v->vq[VSOCK_TXQ] || l->nheld == VSOCK_LEND_CHAINS ||
+	    l->niov + e->out_num > CHAN_LEND_MAX ||
+	    !chan_guest_can_lend(c->chan)) {
+		vsock_tx_unlend(v);
+		return false;
+	}
+	n = vq_iov_slice(e->iov, e->out_num, VSOCK_HDR_SIZE, p->len,
+	                 l->iov + l->niov);
+	l->held[l->nheld].id = e->id;
+	l->held[l->nheld].seq = e->seq;
+	l->held[l->nheld].in_len = e->in_len;
+	l->nheld++;
+	l->niov += n;
+	if (!l->chan) {
+		chan_ref(c->chan);
+		l->chan = c->chan;
+		l->vq = v->vq[VSOCK_TXQ];
+	}
+	/* The readable edge queues the reader's service; the take-back is
+	 * queued after it. */
+	chan_guest_lend(c->chan, l->iov, l->niov);
+	loop_defer(v->loop, &l->task);
+	v->tx_held = true;
+	v->pkts_lent++;
+	return true;
+}
+
 /* Returns false when c was reset (and is gone). */
 static bool vsock_tx_rw(struct vsock_conn *c, const struct vq_elem *e,
                         const struct vsock_pkt *p)
@@ -167,6 +249,8 @@ static bool vsock_tx_rw(struct vsock_conn *c, const struct vq_elem *e,
 		c->fwd_cnt += p->len;
 		return true;
 	}
+	if (vsock_tx_lend(c, e, p))
+		return true;
 	n = (int)vq_iov_slice(e->iov, e->out_num, VSOCK_HDR_SIZE, p->len,
 	                      iov);
 	took = chan_guest_send(c->chan, iov, n);
@@ -230,6 +314,10 @@ static void vsock_tx_conn(struct vsock_conn *c, const struct vq_elem *e,
                           const struct vsock_pkt *p)
 {
 	c->pkts_in++;
+	/* Lent bytes come before whatever this packet changes (EOF, reset,
+	 * more data copied into the window). */
+	if (c->v->lend.chan == c->chan && p->op != VIRTIO_VSOCK_OP_RW)
+		vsock_tx_unlend(c->v);
 	if (p->op == VIRTIO_VSOCK_OP_RST) {
 		vsock_tx_rst(c);
 		return;
@@ -354,8 +442,9 @@ static uint32_t vsock_tx_one(void *arg, const struct vq_elem *e)
 	struct vsock *v = arg;
 
 	v->tx_turn_bytes += e->out_len;
+	v->tx_held = false;
 	vsock_tx_packet(v, e);
-	return 0;
+	return v->tx_held ? VQ_HELD : 0;
 }
 
 /* vq_drain's test: this turn's TX byte budget is not spent yet, or the

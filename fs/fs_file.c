@@ -139,8 +139,11 @@ static struct fs_req *fs_req_park(struct fs_file *f, fuse_req_t req,
 	r->req = req;
 	r->file = f;
 	r->kind = kind;
-	if (kind == FS_REQ_READ)
+	if (kind == FS_REQ_READ) {
 		TAILQ_INSERT_TAIL(&f->reads, r, link);
+		/* The device may now answer it from guest memory. */
+		chan_read_waiting(f->c, true);
+	}
 	else if (kind == FS_REQ_WRITE)
 		TAILQ_INSERT_TAIL(&f->writes, r, link);
 	else if (kind == FS_REQ_FLUSH)
@@ -159,8 +162,10 @@ static struct fs_req *fs_req_park(struct fs_file *f, fuse_req_t req,
 
 static void fs_req_done(struct fs_file *f, struct fs_req *r)
 {
-	if (r->kind == FS_REQ_READ)
+	if (r->kind == FS_REQ_READ) {
 		TAILQ_REMOVE(&f->reads, r, link);
+		chan_read_waiting(f->c, false);
+	}
 	else if (r->kind == FS_REQ_WRITE)
 		TAILQ_REMOVE(&f->writes, r, link);
 	else if (r->kind == FS_REQ_FLUSH)
@@ -383,7 +388,7 @@ void fs_file_ready(void *arg, struct chandir *d, const char *name)
  * would (-EAGAIN). */
 static bool fs_read_now(struct fs_file *f, fuse_req_t req, size_t size)
 {
-	struct iovec iov[2];
+	struct iovec iov[CHAN_PEEK_MAX];
 	size_t n = 0;
 	int cnt, i;
 
@@ -391,7 +396,7 @@ static bool fs_read_now(struct fs_file *f, fuse_req_t req, size_t size)
 		fuse_reply_buf(req, NULL, 0);
 		return true;
 	}
-	cnt = chan_peek(f->c, iov, size);
+	cnt = chan_peekv(f->c, iov, CHAN_PEEK_MAX, size);
 	if (cnt == -EAGAIN)
 		return false;
 	if (cnt < 0) {
@@ -402,7 +407,8 @@ static bool fs_read_now(struct fs_file *f, fuse_req_t req, size_t size)
 		fuse_reply_buf(req, NULL, 0);	/* EOF */
 		return true;
 	}
-	/* Straight from the ring into the reply, then let the bytes go. */
+	/* Straight from the ring (or the guest's own buffers, lent for this
+	 * turn) into the reply, then let the bytes go. */
 	for (i = 0; i < cnt; i++)
 		n += iov[i].iov_len;
 	fuse_reply_iov(req, iov, cnt);

@@ -40,6 +40,11 @@
 
 enum chan_state { CHAN_CONNECTING, CHAN_OPEN, CHAN_CLOSED, CHAN_RESET };
 
+/* Most iovecs of guest memory a device may lend at once (chan_guest_lend),
+ * and what a chan_peekv that takes all of them (and to_host's two) needs. */
+#define CHAN_LEND_MAX 64
+#define CHAN_PEEK_MAX (2 + CHAN_LEND_MAX)
+
 struct chan;
 
 /* Device side operations, called by the host side. */
@@ -99,6 +104,17 @@ struct chan {
 	const uint8_t *park;  /* the next of them, NULL: none parked */
 	size_t park_len;      /* bytes of it the device has not taken */
 	size_t park_took;     /* bytes of it the device took */
+	/* Guest bytes lent in place (chan_guest_lend): they follow to_host's
+	 * (empty when the lending began) and the host reads them straight
+	 * from guest memory until the device takes them back. */
+	const struct iovec *lend; /* the device's iovecs, NULL: none lent */
+	unsigned lend_cnt;    /* entries of lend */
+	unsigned lend_idx;    /* the first entry not read to its end */
+	size_t lend_off;      /* bytes of lend[lend_idx] read */
+	size_t lend_len;      /* lent bytes not read yet */
+	unsigned readers;     /* host reads waiting (chan_read_waiting) */
+	bool lend_took;       /* the host read lent bytes since the lend began */
+	bool lend_warm;       /* ... in the last lend: a streaming reader */
 	unsigned refs;
 	char name[64];        /* "vsock 3:1234-2:49152" in logs and status */
 	char *args;           /* what the guest said with the connection
@@ -148,6 +164,27 @@ void chan_reset(struct chan *c, int err);
  * the count taken (less than asked only if the guest overran its credit;
  * 0 after chan_guest_eof() or once closed or reset). */
 size_t chan_guest_send(struct chan *c, const struct iovec *iov, int iovcnt);
+/* May the device lend guest bytes in place (chan_guest_lend) instead of
+ * copying them in with chan_guest_send?  Yes while a host read waits
+ * (chan_read_waiting) or the host read lent bytes the last time (a
+ * streaming reader: its next read is on its way, and may come in this
+ * turn), to_host is empty and chan_guest_send would take data.  Allocates
+ * to_host's buffer, so that chan_guest_unlend can always copy (false when
+ * that fails). */
+bool chan_guest_can_lend(struct chan *c);
+/* Lend the bytes of iov[0, cnt) (cnt <= CHAN_LEND_MAX) to the host: they
+ * are received (rx_bytes) and readable as if in to_host, but read straight
+ * from guest memory.  iov is the device's array; while lent, a later call
+ * passes the same array with entries appended (those before unchanged).
+ * Only after chan_guest_can_lend said yes.  The first lend fires the
+ * watchers (readable).  The memory must stay mapped until
+ * chan_guest_unlend, which the device calls before the loop turn ends. */
+void chan_guest_lend(struct chan *c, const struct iovec *iov, unsigned cnt);
+/* Take the lent bytes back: what the host did not read is copied into
+ * to_host (it fits: lent bytes are within the window's credit) and the
+ * guest memory is free again.  Returns the bytes copied (0 when nothing
+ * is lent).  Valid in any state: the bytes were accepted. */
+size_t chan_guest_unlend(struct chan *c);
 /* Zero-copy chan_guest_send, for a device that reads its peer straight
  * into the window: describe up to max bytes of to_host's free space as up
  * to 2 iovecs (returns their count: 0 when it is full, its buffer cannot
@@ -183,16 +220,27 @@ void chan_watch_remove(struct chan *c, struct chan_watcher *w);
  * CLOSED and drained), -EAGAIN when nothing is there yet, -c->error after a
  * reset once to_host is drained, -ENOTCONN while CONNECTING. */
 ssize_t chan_read(struct chan *c, void *buf, size_t len);
-/* Zero-copy read: describe what chan_read would return as up to 2 iovecs
- * (returns their count, or the same negative codes / 0 for EOF; max 0
- * returns 0); then chan_consume() what was used.  The iovecs point into
- * to_host and stay valid until the next consume or chan_unref(). */
-int chan_peek(struct chan *c, struct iovec iov[2], size_t max);
+/* Zero-copy read: describe what chan_read would return as up to niov
+ * (>= 2) iovecs: to_host's bytes, then lent guest bytes (returns their
+ * count, or the same negative codes / 0 for EOF; max 0 returns 0); then
+ * chan_consume() what was used.  The iovecs point into to_host or guest
+ * memory and stay valid until the next consume, chan_unref() or the end
+ * of the loop turn (the device takes lent bytes back then). */
+int chan_peekv(struct chan *c, struct iovec *iov, int niov, size_t max);
+static inline int chan_peek(struct chan *c, struct iovec iov[2], size_t max)
+{
+	return chan_peekv(c, iov, 2, max);
+}
+/* Drop n bytes of what chan_peekv describes (to_host's first) and return
+ * them to the device as credit. */
 void chan_consume(struct chan *c, size_t n);
-/* The to-host window gives its buffer back while it is empty (the next
- * guest data allocates it again): for a channel that may wait long after
- * its first bytes, such as a service connection after its connect
- * string. */
+/* A host read is parked on c (waiting true) or no longer (false); counted.
+ * While one waits the device may lend guest bytes (chan_guest_lend). */
+void chan_read_waiting(struct chan *c, bool waiting);
+/* The to-host window gives its buffer back while it is empty and no
+ * guest bytes are lent (the next guest data allocates it again): for a
+ * channel that may wait long after its first bytes, such as a service
+ * connection after its connect string. */
 void chan_trim(struct chan *c);
 /* Write up to len bytes.  Returns the count taken (> 0), -EAGAIN when the
  * window is full, -EPIPE when the guest receives no more, the host shut its

@@ -177,7 +177,10 @@ bool vq_enable_notify(struct vq *vq);
  * budget chains were handled (notifications stay off: the caller continues
  * later, e.g. next loop turn).  Used entries are flushed at the end.
  * Returns 1 when the budget ran out, 0 when done, -EIO when the queue is
- * broken.  fn must not stop the queue. */
+ * broken.  fn must not stop the queue.  fn returning VQ_HELD keeps the
+ * chain outstanding: the caller pushes it later (vq_push with a copy of
+ * elem's id, seq and in_len), before the queue stops. */
+#define VQ_HELD UINT32_MAX
 int vq_drain(struct vq *vq, struct vq_elem *elem, unsigned budget,
              uint32_t (*fn)(void *arg, const struct vq_elem *elem),
              bool (*want)(void *arg), void *arg);

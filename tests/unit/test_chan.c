@@ -892,6 +892,108 @@ static void test_describe_names_the_reset_error(void **state)
 	free(text);
 }
 
+/* --- guest bytes lent in place ------------------------------------------ */
+
+static void test_lending_needs_a_waiting_read_and_an_empty_window(void **state)
+{
+	struct fix *f = *state;
+
+	assert_false(chan_guest_can_lend(f->c));
+	chan_read_waiting(f->c, true);
+	assert_true(chan_guest_can_lend(f->c));
+	send_str(f->c, "a");
+	assert_false(chan_guest_can_lend(f->c));   /* behind to_host's */
+	chan_consume(f->c, 1);
+	assert_true(chan_guest_can_lend(f->c));
+	chan_guest_eof(f->c);
+	assert_false(chan_guest_can_lend(f->c));
+	chan_read_waiting(f->c, false);
+}
+
+/* Lent bytes are read in place, after nothing; the rest goes into to_host
+ * in order when the device takes them back, without a second edge. */
+static void test_lent_bytes_are_read_in_place_and_the_rest_comes_home(void **state)
+{
+	struct fix *f = *state;
+	static char a[] = "hello", b[] = "world!";
+	struct iovec lend[2] = { { a, 5 }, { b, 6 } };
+	struct iovec iov[CHAN_PEEK_MAX];
+	char out[16];
+
+	chan_read_waiting(f->c, true);
+	assert_true(chan_guest_can_lend(f->c));
+	chan_guest_lend(f->c, lend, 1);
+	assert_int_equal(f->rec.watches, 1);
+	chan_guest_lend(f->c, lend, 2);            /* appended: no new edge */
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(f->c->rx_bytes, 11);
+	assert_true(chan_poll(f->c) & POLLIN);
+	assert_int_equal(chan_peekv(f->c, iov, CHAN_PEEK_MAX, 64), 2);
+	assert_ptr_equal(iov[0].iov_base, a);
+	assert_ptr_equal(iov[1].iov_base, b);
+	assert_int_equal(chan_peekv(f->c, iov, CHAN_PEEK_MAX, 7), 2);
+	assert_int_equal(iov[1].iov_len, 2);
+	chan_consume(f->c, 3);
+	assert_int_equal(f->rec.consumed, 3);
+	assert_int_equal(chan_peekv(f->c, iov, CHAN_PEEK_MAX, 64), 2);
+	assert_ptr_equal(iov[0].iov_base, a + 3);
+	assert_int_equal(iov[0].iov_len, 2);
+	chan_read_waiting(f->c, false);
+	assert_int_equal(chan_guest_unlend(f->c), 8);
+	assert_int_equal(f->rec.watches, 1);
+	assert_int_equal(chan_guest_unlend(f->c), 0);
+	/* The device's memory may change now: the bytes are ours. */
+	memset(a, 'x', 5);
+	memset(b, 'x', 6);
+	assert_int_equal(chan_read(f->c, out, sizeof out), 8);
+	assert_memory_equal(out, "loworld!", 8);
+	assert_int_equal(f->rec.consumed, 11);
+	assert_int_equal(chan_read(f->c, out, sizeof out), -EAGAIN);
+}
+
+static void test_reset_keeps_lent_bytes_readable_then_the_error(void **state)
+{
+	struct fix *f = *state;
+	static char a[] = "data";
+	struct iovec lend[1] = { { a, 4 } };
+	char out[16];
+
+	chan_read_waiting(f->c, true);
+	assert_true(chan_guest_can_lend(f->c));
+	chan_guest_lend(f->c, lend, 1);
+	chan_reset(f->c, ECONNRESET);
+	assert_true(chan_poll(f->c) & POLLIN);
+	assert_int_equal(chan_read(f->c, out, 2), 2);
+	assert_memory_equal(out, "da", 2);
+	assert_int_equal(chan_guest_unlend(f->c), 2);
+	assert_int_equal(chan_read(f->c, out, sizeof out), 2);
+	assert_memory_equal(out, "ta", 2);
+	assert_int_equal(chan_read(f->c, out, sizeof out), -ECONNRESET);
+	chan_read_waiting(f->c, false);
+}
+
+/* A reader that took lent bytes stays one to lend to until a lend it
+ * does not read. */
+static void test_a_reader_that_read_in_place_is_lent_to_again(void **state)
+{
+	struct fix *f = *state;
+	static char a[] = "ab";
+	struct iovec lend[1] = { { a, 2 } };
+	char out[4];
+
+	chan_read_waiting(f->c, true);
+	chan_guest_lend(f->c, lend, 1);
+	assert_int_equal(chan_read(f->c, out, sizeof out), 2);
+	chan_read_waiting(f->c, false);
+	assert_int_equal(chan_guest_unlend(f->c), 0);
+	assert_true(chan_guest_can_lend(f->c));
+	chan_guest_lend(f->c, lend, 1);
+	assert_int_equal(chan_guest_unlend(f->c), 2);
+	assert_false(chan_guest_can_lend(f->c));   /* to_host has bytes */
+	assert_int_equal(chan_read(f->c, out, sizeof out), 2);
+	assert_false(chan_guest_can_lend(f->c));   /* that lend went unread */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -938,6 +1040,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_guest_reserve_and_commit_append_in_place, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_names_state_flags_and_counts, setup_open, teardown),
 		cmocka_unit_test_setup_teardown(test_describe_names_the_reset_error, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_lending_needs_a_waiting_read_and_an_empty_window, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_bytes_are_read_in_place_and_the_rest_comes_home, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_keeps_lent_bytes_readable_then_the_error, setup_open, teardown),
+		cmocka_unit_test_setup_teardown(test_a_reader_that_read_in_place_is_lent_to_again, setup_open, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,7 @@
 #include "chanfs/chan.h"
 #include "chanfs/gmem.h"
 #include "chanfs/loop.h"
+#include "chanfs/virtio.h"
 #include "chanfs/vq.h"
 #include "chanfs/vsock.h"
 #include "chanfs/vu.h"
@@ -102,6 +103,7 @@ struct fx {
 	struct pkt *pk;         /* NBUF packets from rx_take */
 	unsigned incoming;      /* on_incoming calls */
 	unsigned own_incoming;  /* on_incoming_own calls (vsock_listen_to) */
+	uint64_t features;      /* ring features queue_start negotiates */
 	uint32_t incoming_port;
 };
 
@@ -146,7 +148,7 @@ static void queue_start(struct fx *f, unsigned q)
 
 	vq_init(&d->vq, q == 0 ? "vsock q0" : "vsock q1");
 	assert_int_equal(vq_start(&d->vq, &f->mem, QSZ, d->desc, d->avail,
-	                          d->used, d->base, 0), 0);
+	                          d->used, d->base, f->features), 0);
 	d->running = true;
 	f->dev->queue_started(f->v, q, &d->vq);
 	f->dev->queue_kicked(f->v, q, &d->vq);
@@ -269,28 +271,39 @@ static unsigned rx_take(struct fx *f)
 	return n;
 }
 
-/* Send one packet from the guest with a full header and kick. */
-static void tx_raw(struct fx *f, const struct virtio_vsock_hdr *h,
-                   const void *payload, uint32_t plen)
+/* Post one packet from the guest with a full header, without a kick.
+ * Returns its tx slot; *data (if not NULL) is where its payload lies in
+ * guest memory. */
+static int tx_post_raw(struct fx *f, const struct virtio_vsock_hdr *h,
+                       const void *payload, uint32_t plen, uint8_t **data)
 {
 	struct drv *d = &f->tx;
 	int k = free_slot(d);
 	uint64_t base = RXB + (NBUF + (uint64_t)k) * STRIDE;
+	uint64_t at = f->tx_two ? base + DATA_OFF : base + HDR;
 
 	memcpy(gpa(f, base, HDR), h, HDR);
+	if (plen)
+		memcpy(gpa(f, at, plen), payload, plen);
 	if (f->tx_two && plen) {
-		memcpy(gpa(f, base + DATA_OFF, plen), payload, plen);
 		set_desc(d, 2 * k, base, HDR, VRING_DESC_F_NEXT, 2 * k + 1);
-		set_desc(d, 2 * k + 1, base + DATA_OFF, plen, 0, 0);
+		set_desc(d, 2 * k + 1, at, plen, 0, 0);
 	} else {
-		if (plen)
-			memcpy(gpa(f, base + HDR, plen), payload, plen);
 		set_desc(d, 2 * k, base, HDR + plen, 0, 0);
 	}
+	if (data)
+		*data = gpa(f, at, plen ? plen : 1);
 	d->busy[k] = true;
 	publish(d, 2 * k);
-	f->dev->queue_kicked(f->v, 1, &d->vq);
-	/* The device handles tx synchronously and returns every buffer. */
+	return k;
+}
+
+/* Take the tx chains the device completed: returns how many. */
+static unsigned tx_reap(struct fx *f)
+{
+	struct drv *d = &f->tx;
+	unsigned n = 0;
+
 	while (d->last_used != le16toh(d->used->idx)) {
 		uint32_t id = le32toh(d->used->ring[d->last_used % QSZ].id);
 
@@ -298,8 +311,21 @@ static void tx_raw(struct fx *f, const struct virtio_vsock_hdr *h,
 		                 0);
 		d->busy[id / 2] = false;
 		d->last_used++;
+		n++;
 	}
-	assert_false(d->busy[k]);
+	return n;
+}
+
+/* Send one packet from the guest with a full header and kick. */
+static void tx_raw(struct fx *f, const struct virtio_vsock_hdr *h,
+                   const void *payload, uint32_t plen)
+{
+	int k = tx_post_raw(f, h, payload, plen, NULL);
+
+	f->dev->queue_kicked(f->v, 1, &f->tx.vq);
+	/* The device handles tx synchronously and returns every buffer. */
+	tx_reap(f);
+	assert_false(f->tx.busy[k]);
 }
 
 static void hdr_init(struct virtio_vsock_hdr *h, uint16_t op,
@@ -1694,10 +1720,304 @@ static void vsock_config_space_is_the_guest_cid(void **state)
 	assert_int_equal(le64toh(cid), CID);
 }
 
+/* ---- reads answered in place ------------------------------------------------
+ * While a host read is parked (chan_read_waiting), a guest packet's payload
+ * is lent to it from the TX buffer, and the chain completes only after the
+ * loop turn's flush (where fs answers the read); what the read did not take
+ * is copied into the window then, in order. */
+
+/* Post a data packet from gport without a kick; *data: its payload in
+ * guest memory. */
+static int tx_post(struct fx *f, uint32_t gport, const char *payload,
+                   uint8_t **data)
+{
+	struct virtio_vsock_hdr h;
+	uint32_t plen = (uint32_t)strlen(payload);
+
+	hdr_init(&h, OP_RW, gport, LISTEN, plen, 0, GUEST_BUF, 0);
+	return tx_post_raw(f, &h, payload, plen, data);
+}
+
+static void tx_kick(struct fx *f)
+{
+	f->dev->queue_kicked(f->v, 1, &f->tx.vq);
+}
+
+static void read_all_expect(struct chan *c, const char *want)
+{
+	char out[64];
+	size_t n = strlen(want);
+
+	assert_true(n < sizeof out);
+	assert_int_equal(chan_read(c, out, sizeof out), (ssize_t)n);
+	assert_memory_equal(out, want, n);
+	assert_int_equal(chan_read(c, out, sizeof out), -EAGAIN);
+}
+
+static void vsock_parked_read_takes_tx_payload_in_place_chain_completes_after(
+	void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	struct iovec iov[CHAN_PEEK_MAX];
+	uint8_t *p;
+	char *text;
+	size_t len;
+	FILE *m;
+
+	chan_read_waiting(c, true);
+	tx_post(f, 1000, "hello world", &p);
+	tx_kick(f);
+	/* Held: the read has not been answered yet. */
+	assert_int_equal(tx_reap(f), 0);
+	assert_true(chan_poll(c) & POLLIN);
+	assert_int_equal(ring_used(&c->to_host), 0);
+	assert_int_equal(chan_peekv(c, iov, CHAN_PEEK_MAX, 100), 1);
+	assert_ptr_equal(iov[0].iov_base, p);
+	assert_int_equal(iov[0].iov_len, 11);
+	chan_consume(c, 11);
+	chan_read_waiting(c, false);
+	assert_int_equal(tx_reap(f), 0);
+	settle(f);
+	assert_int_equal(tx_reap(f), 1);
+	assert_int_equal(c->rx_bytes, 11);
+	assert_int_equal(chan_read(c, iov, 1), -EAGAIN);
+	/* The credit counts the bytes read in place. */
+	tx(f, OP_CREDIT_REQUEST, 1000, LISTEN, 0, 0, NULL, 0);
+	rx_post(f, 1);
+	assert_int_equal(rx_take(f), 1);
+	assert_int_equal(f->pk[0].op, OP_CREDIT_UPDATE);
+	assert_int_equal(f->pk[0].fwd_cnt, 11);
+	m = open_memstream(&text, &len);
+	vsock_status(f->v, m);
+	fclose(m);
+	assert_non_null(strstr(text, "1 lent to reads"));
+	free(text);
+	chan_close(c);
+}
+
+/* Without a waiting read the chain completes in the run, as always. */
+static void vsock_tx_payload_without_a_waiting_read_is_copied_at_once(
+	void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	tx_post(f, 1000, "abc", NULL);
+	tx_kick(f);
+	assert_int_equal(tx_reap(f), 1);
+	assert_int_equal(ring_used(&c->to_host), 3);
+	read_all_expect(c, "abc");
+	chan_close(c);
+}
+
+static void vsock_read_smaller_than_the_packets_takes_part_rest_in_order(
+	void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	struct iovec iov[CHAN_PEEK_MAX];
+	uint8_t *p, *q;
+
+	chan_read_waiting(c, true);
+	tx_post(f, 1000, "abcdef", &p);
+	tx_post(f, 1000, "ghij", &q);
+	tx_kick(f);
+	assert_int_equal(tx_reap(f), 0);
+	/* Both packets are lent, as two iovecs; the read takes 3 bytes. */
+	assert_int_equal(chan_peekv(c, iov, CHAN_PEEK_MAX, 100), 2);
+	assert_ptr_equal(iov[0].iov_base, p);
+	assert_ptr_equal(iov[1].iov_base, q);
+	assert_int_equal(chan_peekv(c, iov, CHAN_PEEK_MAX, 3), 1);
+	assert_int_equal(iov[0].iov_len, 3);
+	chan_consume(c, 3);
+	chan_read_waiting(c, false);
+	settle(f);
+	assert_int_equal(tx_reap(f), 2);
+	/* The rest went into the window before the turn ended; a packet
+	 * after it follows it. */
+	assert_int_equal(ring_used(&c->to_host), 7);
+	tx(f, OP_RW, 1000, LISTEN, 0, 0, "kl", 2);
+	read_all_expect(c, "defghijkl");
+	assert_int_equal(c->rx_bytes, 12);
+	chan_close(c);
+}
+
+/* A read that goes (interrupted, released) before taking anything: the
+ * data waits in the window, the chains complete within the turn. */
+static void vsock_reader_leaving_mid_turn_leaves_the_data_in_the_window(
+	void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	chan_read_waiting(c, true);
+	tx_post(f, 1000, "stay", NULL);
+	tx_kick(f);
+	assert_int_equal(tx_reap(f), 0);
+	chan_read_waiting(c, false);
+	settle(f);
+	assert_int_equal(tx_reap(f), 1);
+	read_all_expect(c, "stay");
+	/* Nobody took lent bytes: the next packet is copied at once. */
+	tx_post(f, 1000, "next", NULL);
+	tx_kick(f);
+	assert_int_equal(tx_reap(f), 1);
+	read_all_expect(c, "next");
+	chan_close(c);
+}
+
+/* A reader that took lent bytes is streaming: its next read is on its
+ * way, so the next packet is lent even before that read is parked, and
+ * the read that arrives in the same turn takes it in place. */
+static void vsock_streaming_reader_gets_the_next_packet_in_place(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	struct iovec iov[CHAN_PEEK_MAX];
+	uint8_t *p;
+
+	chan_read_waiting(c, true);
+	tx_post(f, 1000, "one", NULL);
+	tx_kick(f);
+	assert_int_equal(chan_peekv(c, iov, CHAN_PEEK_MAX, 64), 1);
+	chan_consume(c, 3);
+	chan_read_waiting(c, false);
+	settle(f);
+	assert_int_equal(tx_reap(f), 1);
+	tx_post(f, 1000, "two", &p);
+	tx_kick(f);
+	assert_int_equal(tx_reap(f), 0);
+	assert_int_equal(chan_peekv(c, iov, CHAN_PEEK_MAX, 64), 1);
+	assert_ptr_equal(iov[0].iov_base, p);
+	chan_consume(c, 3);
+	settle(f);
+	assert_int_equal(tx_reap(f), 1);
+	assert_int_equal(chan_read(c, iov, 1), -EAGAIN);
+	chan_close(c);
+}
+
+static void vsock_rst_while_chains_are_held_keeps_the_lent_data(void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+	struct virtio_vsock_hdr h;
+	char out[16];
+
+	chan_read_waiting(c, true);
+	tx_post(f, 1000, "last", NULL);
+	hdr_init(&h, OP_RST, 1000, LISTEN, 0, 0, GUEST_BUF, 0);
+	tx_post_raw(f, &h, NULL, 0, NULL);
+	tx_kick(f);
+	/* The RST takes the lent bytes back first: both chains are done. */
+	assert_int_equal(tx_reap(f), 2);
+	assert_int_equal(c->state, CHAN_RESET);
+	assert_int_equal(chan_read(c, out, sizeof out), 4);
+	assert_memory_equal(out, "last", 4);
+	assert_int_equal(chan_read(c, out, sizeof out), -ECONNRESET);
+	chan_read_waiting(c, false);
+	settle(f);
+	assert_int_equal(tx_reap(f), 0);
+	chan_close(c);
+}
+
+/* The host closes the file while its bytes are lent: the chains still
+ * complete within the turn, and the channel goes when the device lets
+ * go of it. */
+static void vsock_host_close_while_chains_are_held_completes_them(
+	void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	chan_read_waiting(c, true);
+	tx_post(f, 1000, "bye", NULL);
+	tx_kick(f);
+	assert_int_equal(tx_reap(f), 0);
+	chan_read_waiting(c, false);
+	chan_close(c);
+	settle(f);
+	assert_int_equal(tx_reap(f), 1);
+	tx(f, OP_RST, 1000, LISTEN, 0, 0, NULL, 0);
+	settle(f);
+	assert_int_equal(f->chans.count, 0);
+}
+
+/* A pause (GET_VRING_BASE) while chains are held: they are completed
+ * before the ring stops, so a resumed ring does not pop them again, and
+ * their bytes wait in the window. */
+static void vsock_rings_stopped_while_chains_are_held_complete_them_first(
+	void **state)
+{
+	struct fx *f = *state;
+	struct chan *c = guest_connect(f, 1000);
+
+	chan_read_waiting(c, true);
+	tx_post(f, 1000, "xyz", NULL);
+	tx_kick(f);
+	assert_int_equal(tx_reap(f), 0);
+	queue_stop(f, 0);
+	assert_int_equal(tx_reap(f), 1);
+	queue_stop(f, 1);
+	read_all_expect(c, "xyz");
+	queue_start(f, 0);
+	queue_start(f, 1);
+	settle(f);
+	assert_int_equal(tx_reap(f), 0);
+	assert_int_equal(chan_read(c, f->pk[0].data, 16), -EAGAIN);
+	assert_int_equal(c->rx_bytes, 3);
+	chan_read_waiting(c, false);
+	chan_close(c);
+}
+
+/* VIRTIO_F_IN_ORDER: a chain completed in the run (another connection's)
+ * waits for the held one before it, and both are used in one batch: one
+ * entry with the last buffer's id, the index moved by two. */
+static void vsock_held_chains_complete_in_order_with_in_order(void **state)
+{
+	struct fx *f = *state;
+	struct drv *d = &f->tx;
+	struct chan *a, *b;
+	uint16_t at;
+	int ka, kb;
+
+	queue_stop(f, 1);
+	f->features = VBIT(VIRTIO_F_IN_ORDER_BIT);
+	queue_start(f, 1);
+	a = guest_connect(f, 1000);
+	b = guest_connect(f, 2000);
+	chan_read_waiting(a, true);
+	ka = tx_post(f, 1000, "held", NULL);
+	kb = tx_post(f, 2000, "done", NULL);
+	tx_kick(f);
+	at = d->last_used;
+	assert_int_equal(le16toh(d->used->idx), at);
+	assert_int_equal(ring_used(&b->to_host), 4);
+	chan_read_waiting(a, false);
+	settle(f);
+	assert_int_equal(le16toh(d->used->idx), (uint16_t)(at + 2));
+	assert_int_equal(le32toh(d->used->ring[at % QSZ].id), 2 * kb);
+	d->busy[ka] = d->busy[kb] = false;
+	d->last_used = at + 2;
+	read_all_expect(a, "held");
+	read_all_expect(b, "done");
+	chan_close(a);
+	chan_close(b);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
+		T(vsock_parked_read_takes_tx_payload_in_place_chain_completes_after),
+		T(vsock_tx_payload_without_a_waiting_read_is_copied_at_once),
+		T(vsock_read_smaller_than_the_packets_takes_part_rest_in_order),
+		T(vsock_reader_leaving_mid_turn_leaves_the_data_in_the_window),
+		T(vsock_streaming_reader_gets_the_next_packet_in_place),
+		T(vsock_rst_while_chains_are_held_keeps_the_lent_data),
+		T(vsock_host_close_while_chains_are_held_completes_them),
+		T(vsock_rings_stopped_while_chains_are_held_complete_them_first),
+		T(vsock_held_chains_complete_in_order_with_in_order),
 		T(vsock_request_to_unlistened_port_is_answered_with_rst),
 		T(vsock_request_to_listening_port_gets_response_and_accept),
 		T(vsock_request_beyond_backlog_is_answered_with_rst),
