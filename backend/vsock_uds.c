@@ -520,8 +520,15 @@ static void uds_resume(struct vsock_uds *u)
 {
 	u->paused = false;
 	evtimer_del(u->retry);
-	if (event_add(u->lev, NULL) < 0)
+	if (event_add(u->lev, NULL) < 0) {
 		log_warnx("uds: %s: cannot watch the socket again", u->path);
+		return;
+	}
+	/* Try once even if nobody waits: accept says EMFILE before it looks
+	 * at the backlog, so the pause may have come with the backlog
+	 * already empty, and only an accept that says EAGAIN ends the
+	 * episode. */
+	event_active(u->lev, EV_READ, 0);
 }
 
 static void uds_retry(evutil_socket_t fd, short what, void *arg)
@@ -563,6 +570,10 @@ static void uds_accept(evutil_socket_t fd, short what, void *arg)
 		}
 		loop_timer_ms(s->timer, u->line_timeout_ms);
 	}
+	/* The turn's share taken: go on next turn, even if the backlog is
+	 * empty now (then accept says EAGAIN and a starved episode ends). */
+	if (u->starved)
+		event_active(u->lev, EV_READ, 0);
 }
 
 /* Room for the longest guest → host name too: PATH_4294967295. */
