@@ -23,8 +23,6 @@
 
 /* Big writes arrive whole (libfuse derives max_pages from it). */
 #define FS_MAX_WRITE (1u << 20)
-/* Requests handled per readiness of /dev/fuse, so devices get their turn. */
-#define FS_BATCH 64
 
 static void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 {
@@ -67,37 +65,39 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.listxattr = fs_op_listxattr,
 };
 
+/* One request per readiness of /dev/fuse: the loop's flush (guest
+ * buffers filled and signalled, parked requests answered) runs after
+ * each, devices get their turn between requests, and no turn ends with a
+ * read that finds nothing (the level-triggered event fires again while
+ * requests wait).  Reading until EAGAIN cost that empty read per request
+ * when requests come one at a time, as a writer's or an echo's do. */
 static void fs_on_fuse(evutil_socket_t fd, short what, void *arg)
 {
 	struct fs *fs = arg;
-	int i, res;
+	int res;
 
 	(void)fd;
 	(void)what;
-	for (i = 0; i < FS_BATCH; i++) {
-		/* A parked write took the last buffer (fs_file.c). */
-		if (!fs->buf.mem && fs->nspare)
-			fs->buf.mem = fs->spare[--fs->nspare];
-		res = fuse_session_receive_buf(fs->se, &fs->buf);
-		if (res == -EINTR)
-			continue;
-		if (res == -EAGAIN)
-			return;
-		if (fuse_session_exited(fs->se)) {
-			/* ENODEV: fusermount3 -u or an aborted connection. */
-			log_info("fs: %s was unmounted", fs->mountpoint);
-			fs->unmounted = true;
-			loop_stop(fs->loop);
-			return;
-		}
-		if (res <= 0) {
-			log_warnx("fs: reading /dev/fuse: %s",
-			          res < 0 ? strerror(-res) : "end of file");
-			loop_stop(fs->loop);
-			return;
-		}
-		fuse_session_process_buf(fs->se, &fs->buf);
+	/* A parked write took the last buffer (fs_file.c). */
+	if (!fs->buf.mem && fs->nspare)
+		fs->buf.mem = fs->spare[--fs->nspare];
+	res = fuse_session_receive_buf(fs->se, &fs->buf);
+	if (res == -EINTR || res == -EAGAIN)
+		return;
+	if (fuse_session_exited(fs->se)) {
+		/* ENODEV: fusermount3 -u or an aborted connection. */
+		log_info("fs: %s was unmounted", fs->mountpoint);
+		fs->unmounted = true;
+		loop_stop(fs->loop);
+		return;
 	}
+	if (res <= 0) {
+		log_warnx("fs: reading /dev/fuse: %s",
+		          res < 0 ? strerror(-res) : "end of file");
+		loop_stop(fs->loop);
+		return;
+	}
+	fuse_session_process_buf(fs->se, &fs->buf);
 }
 
 static void fs_on_signal(evutil_socket_t sig, short what, void *arg)
