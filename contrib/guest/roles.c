@@ -199,41 +199,6 @@ static int guest_cat(int fd, const char *label, const struct guest_opts *o)
 	return 0;
 }
 
-static int guest_send(int fd, const char *label, const struct guest_opts *o)
-{
-	static char buf[GUEST_CHUNK];
-	char hex[SHA256_HEX_LEN + 1];
-	uint64_t total = 0;
-	struct sha256 s;
-	ssize_t r;
-	int rc;
-
-	sha256_init(&s);
-	for (;;) {
-		r = read(STDIN_FILENO, buf, sizeof(buf));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			guest_err("send %s: stdin: %s", label, strerror(errno));
-			return -1;
-		}
-		if (r == 0)
-			break;
-		sha256_update(&s, buf, (size_t)r);
-		rc = guest_write_all(fd, buf, (size_t)r);
-		if (rc) {
-			guest_err("send %s: write after %" PRIu64 " bytes: %s",
-				  label, total, strerror(-rc));
-			return -1;
-		}
-		total += (uint64_t)r;
-	}
-	sha256_final_hex(&s, hex);
-	guest_say(o, "send %s bytes %" PRIu64 " sha256 %s", label, total, hex);
-	guest_finish(fd);
-	return 0;
-}
-
 /* Copy from to to until from's EOF, hashing: the count, or -1 (said). */
 static int64_t guest_copy(int from, int to, const char *what, char *hex)
 {
@@ -249,7 +214,7 @@ static int64_t guest_copy(int from, int to, const char *what, char *hex)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			guest_err("pipe: %s: read after %" PRIu64 " bytes: %s",
+			guest_err("%s: read after %" PRIu64 " bytes: %s",
 				  what, total, strerror(errno));
 			return -1;
 		}
@@ -258,7 +223,7 @@ static int64_t guest_copy(int from, int to, const char *what, char *hex)
 		sha256_update(&s, buf, (size_t)r);
 		rc = guest_write_all(to, buf, (size_t)r);
 		if (rc) {
-			guest_err("pipe: %s: write after %" PRIu64 " bytes: %s",
+			guest_err("%s: write after %" PRIu64 " bytes: %s",
 				  what, total, strerror(-rc));
 			return -1;
 		}
@@ -266,6 +231,20 @@ static int64_t guest_copy(int from, int to, const char *what, char *hex)
 	}
 	sha256_final_hex(&s, hex);
 	return (int64_t)total;
+}
+
+static int guest_send(int fd, const char *label, const struct guest_opts *o)
+{
+	char hex[SHA256_HEX_LEN + 1], what[320];
+	int64_t n;
+
+	snprintf(what, sizeof what, "send %s: stdin", label);
+	n = guest_copy(STDIN_FILENO, fd, what, hex);
+	if (n < 0)
+		return -1;
+	guest_say(o, "send %s bytes %" PRId64 " sha256 %s", label, n, hex);
+	guest_finish(fd);
+	return 0;
 }
 
 /* Name the service, then relay like nc: a child copies stdin to the
@@ -295,7 +274,7 @@ static int guest_pipe(int fd, const char *label, const struct guest_opts *o)
 		return -1;
 	}
 	if (pid == 0) {
-		n = guest_copy(STDIN_FILENO, fd, "stdin to the host", hex);
+		n = guest_copy(STDIN_FILENO, fd, "pipe: stdin to the host", hex);
 		if (n >= 0) {
 			shutdown(fd, SHUT_WR);
 			guest_say(o, "pipe %s %s sent bytes %" PRId64 " sha256 %s",
@@ -303,7 +282,7 @@ static int guest_pipe(int fd, const char *label, const struct guest_opts *o)
 		}
 		_exit(n < 0);
 	}
-	n = guest_copy(fd, STDOUT_FILENO, "host to stdout", hex);
+	n = guest_copy(fd, STDOUT_FILENO, "pipe: host to stdout", hex);
 	if (n >= 0)
 		guest_say(o, "pipe %s %s received bytes %" PRId64 " sha256 %s",
 			  o->service, label, n, hex);
