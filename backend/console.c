@@ -20,57 +20,62 @@
 
 /* --- guest → host -------------------------------------------------------- */
 
+/* Send what is left of the pending transmit chain into to_host: true
+ * when all of it went. */
+static bool console_tx_rest(struct console_port *p)
+{
+	const struct vq_elem *e = p->tx_elem;
+	struct iovec iov[VQ_ELEM_MAX_IOV];
+	unsigned n;
+
+	if (p->tx_off < e->out_len) {
+		n = vq_iov_slice(e->iov, e->out_num, p->tx_off,
+		                 e->out_len - p->tx_off, iov);
+		p->tx_off += (uint32_t)chan_guest_send(p->chan, iov, (int)n);
+	}
+	return p->tx_off >= e->out_len;
+}
+
+/* vq_drain's handler: a new chain, held when the window is full (the rest
+ * waits for the host to read: host_consumed). */
+static uint32_t console_tx_buf(void *arg, const struct vq_elem *e)
+{
+	struct console_port *p = arg;
+
+	/* A resumed ring pops the half-taken buffer again. */
+	p->tx_off = p->tx_skip < e->out_len ? p->tx_skip : 0;
+	p->tx_skip = 0;
+	if (console_tx_rest(p))
+		return 0;
+	p->tx_pending = true;
+	return VQ_HELD;
+}
+
+static bool console_tx_want(void *arg)
+{
+	const struct console_port *p = arg;
+
+	return !p->tx_pending;
+}
+
 /* Move the port's transmit buffers into to_host while it has room.
  * Returns true when the budget ran out. */
 static bool console_tx_run(struct console_port *p)
 {
 	struct vq *vq = p->txq;
-	struct vq_elem *e = p->tx_elem;
-	struct iovec iov[VQ_ELEM_MAX_IOV];
-	unsigned budget = CONSOLE_BUDGET;
-	size_t got;
-	unsigned n;
-	int r;
 
 	if (!vq)
 		return false;
-	vq_disable_notify(vq);
-	for (;;) {
-		if (!p->tx_pending) {
-			if (budget == 0) {
-				vq_flush(vq);
-				return true;
-			}
-			r = vq_pop(vq, e);
-			if (r < 0)
-				break;
-			if (r == 0) {
-				if (!vq_enable_notify(vq))
-					break;
-				vq_disable_notify(vq);
-				continue;
-			}
-			budget--;
-			p->tx_pending = true;
-			/* A resumed ring pops the half-taken buffer again. */
-			p->tx_off = p->tx_skip < e->out_len ? p->tx_skip : 0;
-			p->tx_skip = 0;
-		}
-		if (p->tx_off < e->out_len) {
-			n = vq_iov_slice(e->iov, e->out_num, p->tx_off,
-			                 e->out_len - p->tx_off, iov);
-			got = chan_guest_send(p->chan, iov, (int)n);
-			p->tx_off += (uint32_t)got;
-			if (p->tx_off < e->out_len)
-				/* The window is full: the rest waits for the
-				 * host to read (host_consumed). */
-				break;
-		}
-		vq_push(vq, e, 0);
+	if (p->tx_pending) {
+		if (!console_tx_rest(p))
+			return false;
+		vq_push(vq, p->tx_elem, 0);
 		p->tx_pending = false;
 	}
-	vq_flush(vq);
-	return false;
+	/* While the window is full new buffers are no news. */
+	vq->lazy_kicks = true;
+	return vq_drain(vq, p->tx_elem, CONSOLE_BUDGET, console_tx_buf,
+	                console_tx_want, p) == 1;
 }
 
 /* --- host → guest -------------------------------------------------------- */
