@@ -211,7 +211,6 @@ static int fs_mount_socket(const uint64_t before[FS_FD_SCAN / 64], int fuse_fd)
 static void fs_watchdog_start(struct fs *fs)
 {
 	pid_t parent = getpid(), pid;
-	int fd;
 
 	if (fs->mount_sock < 0)
 		return;
@@ -231,9 +230,9 @@ static void fs_watchdog_start(struct fs *fs)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	for (fd = 0; fd < FS_FD_SCAN; fd++)
-		if (fd != fs->mount_sock)
-			close(fd);
+	if (fs->mount_sock > 0)
+		close_range(0, (unsigned)fs->mount_sock - 1, 0);
+	close_range((unsigned)fs->mount_sock + 1, ~0u, 0);
 	for (;;)
 		pause();
 }
@@ -252,6 +251,8 @@ struct fs *fs_new(struct loop *l, struct chan_set *chans,
                   struct chandirs *dirs, const struct fs_config *cfg)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	bool auto_unmount = cfg->fuse_opts &&
+	                    strstr(cfg->fuse_opts, "auto_unmount");
 	uint64_t fds[FS_FD_SCAN / 64];
 	struct fs *fs;
 	int err;
@@ -283,14 +284,15 @@ struct fs *fs_new(struct loop *l, struct chan_set *chans,
 		err = EINVAL;
 		goto fail;
 	}
-	fs_fds_open(fds);
+	if (auto_unmount)
+		fs_fds_open(fds);
 	if (fuse_session_mount(fs->se, fs->mountpoint) != 0) {
 		log_warnx("fs: cannot mount on %s", fs->mountpoint);
 		err = EIO;
 		goto fail;
 	}
 	fs->mounted = true;
-	if (cfg->fuse_opts && strstr(cfg->fuse_opts, "auto_unmount"))
+	if (auto_unmount)
 		fs->mount_sock = fs_mount_socket(fds,
 		                                 fuse_session_fd(fs->se));
 	err = -fs_add_events(fs);
