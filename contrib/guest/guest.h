@@ -65,6 +65,8 @@ bool guest_parse_addr(const char *s, unsigned default_cid, struct guest_addr *a)
 
 /* Write all n bytes, retrying short writes: 0 or -errno. */
 int guest_write_all(int fd, const void *buf, size_t n);
+/* Whether a read's errno err on fd is the peer's orderly end anyway. */
+bool guest_read_ended(int fd, int err);
 /* Play o->role on the connected socket fd (after o->delay_ms). */
 int guest_serve(int fd, const struct guest_opts *o);
 

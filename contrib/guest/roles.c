@@ -36,6 +36,22 @@ int guest_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/* A read failed with err: is it the peer's orderly end all the same?
+ * Linux's vsock_shutdown() clears SOCK_DONE, so a SHUT_WR that comes
+ * after the peer's close (the pipe's writer racing its reader) turns the
+ * reader's EOF into ENOTCONN.  The socket's pending error tells the two
+ * apart: a transport reset leaves ECONNRESET there, an orderly end
+ * nothing. */
+bool guest_read_ended(int fd, int err)
+{
+	int soerr = -1;
+	socklen_t len = sizeof(soerr);
+
+	return err == ENOTCONN &&
+	       getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
+	       soerr == 0;
+}
+
 /* After our last byte: shut down the sending side, then wait for the
  * peer's EOF so that the close is an orderly one on both sides. */
 static void guest_finish(int fd)
@@ -213,6 +229,8 @@ static int64_t guest_copy(int from, int to, const char *what, char *hex)
 		r = read(from, buf, sizeof(buf));
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && guest_read_ended(from, errno))
+			break;
 		if (r < 0) {
 			guest_err("%s: read after %" PRIu64 " bytes: %s",
 				  what, total, strerror(errno));

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -286,6 +287,30 @@ static void guest_selftest_pipe(void)
 	guest_check(guest_selftest_child_ok(pid), "pipe exits 0");
 }
 
+/* ENOTCONN with no pending error ends a read like EOF (what Linux's
+ * vsock gives a reader whose own SHUT_WR came after the peer's close);
+ * other errors, and ENOTCONN on what is no socket, stay errors. */
+static void guest_selftest_read_ended(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0), p[2];
+	char c;
+
+	guest_check(s >= 0 && read(s, &c, 1) < 0 && errno == ENOTCONN &&
+		    guest_read_ended(s, ENOTCONN),
+		    "ENOTCONN without a socket error is the end");
+	guest_check(!guest_read_ended(s, ECONNRESET), "ECONNRESET is no end");
+	if (s >= 0)
+		close(s);
+	if (pipe(p) < 0) {
+		guest_check(false, "pipe");
+		return;
+	}
+	guest_check(!guest_read_ended(p[0], ENOTCONN),
+		    "ENOTCONN on a pipe is no end");
+	close(p[0]);
+	close(p[1]);
+}
+
 /* listen -1 and connect over a UNIX socket: the address paths. */
 static void guest_selftest_unix(void)
 {
@@ -344,6 +369,7 @@ int guest_selftest(void)
 	guest_selftest_pattern();
 	guest_selftest_roles();
 	guest_selftest_pipe();
+	guest_selftest_read_ended();
 	guest_selftest_unix();
 	if (!guest_selftest_failed)
 		printf("chanfs-guest: selftest passed\n");
