@@ -35,6 +35,14 @@ static const struct chan_backend fakedir_be = {
 	.host_close = fakedir_host_close,
 };
 
+static const struct chan_backend fakedir_be_parks = {
+	.host_wrote = fakedir_host_wrote,
+	.host_consumed = fakedir_host_consumed,
+	.host_shutdown = fakedir_host_shutdown,
+	.host_close = fakedir_host_close,
+	.reads_parked = true,
+};
+
 static bool fakedir_digits(const char *name)
 {
 	size_t n = strlen(name);
@@ -76,7 +84,9 @@ static struct chan *fakedir_conn(struct fakedir *d, struct chandir *dir,
 	if (d->nconns >= d->max_conns)
 		return NULL;
 	snprintf(cname, sizeof cname, "fake %s#%u", name, d->nconns);
-	c = chan_new(d->chans, d->window, &fakedir_be, d, cname);
+	c = chan_new(d->chans, d->window,
+	             d->parks && (d->nconns & 1) ? &fakedir_be_parks :
+	                                           &fakedir_be, d, cname);
 	if (!c)
 		return NULL;
 	d->conn_dir[d->nconns] = dir;

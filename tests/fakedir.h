@@ -23,7 +23,10 @@
  *
  * Channels are numbered 0, 1, ... in creation order, named
  * "fake <name>#<number>"; conns[i] holds the device's reference until
- * fakedir_forget.  Everything runs on the loop thread.
+ * fakedir_forget.  With parks set, the odd-numbered ones take parked
+ * writes (chan_park: the test's guest side reads them with
+ * chan_guest_peek), the even ones do not.  Everything runs on the loop
+ * thread.
  */
 #ifndef CHANFS_TEST_FAKEDIR_H
 #define CHANFS_TEST_FAKEDIR_H
@@ -43,6 +46,7 @@ struct fakedir {
 	uint32_t window;
 	unsigned max_conns;        /* at most FAKEDIR_MAX_CONNS */
 	bool no_driver;            /* vsock opens fail -ENOTCONN */
+	bool parks;                /* odd channels take parked writes */
 	struct chandir *vsock, *listen, *shared, *svc;
 	struct chan *conns[FAKEDIR_MAX_CONNS];  /* the device's references */
 	struct chandir *conn_dir[FAKEDIR_MAX_CONNS];

@@ -21,7 +21,10 @@
  *   OPEN      node (as LOOKUP's parent), flags (b: O_ACCMODE, O_NONBLOCK)
  *   READ      file a, size 1 << (b % 17), no lock owner if c >= 0xe0
  *             (a page-cache read: refused)
- *   WRITE     file a, O_NONBLOCK per b, the bytes
+ *   WRITE     file a, O_NONBLOCK per b, the bytes; when c & 0x10, the
+ *             bytes repeated to 512 times their length, in the request
+ *             buffer libfuse would have filled (fs->buf: a parked write
+ *             may take it)
  *   POLL      file a, with a poll handle unless b & 1
  *   INTERRUPT request a of those not answered yet
  *   FLUSH, RELEASE  file a (a FLUSH parks until what was written
@@ -32,6 +35,9 @@
  *   FORGET    once, a node looked up (a % count) as often as looked up
  *   GUEST     connection a, action b (see guest()), c/d arguments
  *   TURN      one loop turn (the flush: parked requests answered)
+ * The windows are 4 KiB, 64 KiB for an input of odd length (large
+ * writes can then be settled: answered with their rest still parked);
+ * odd-numbered channels take parked writes (fakedir's parks).
  * "File a" is the a-th open file (a % count), as the kernel only names
  * files it opened; a request in flight on a released file is what the
  * kernel never sends, so RELEASE only comes for a file with no parked
@@ -74,6 +80,11 @@
 #define MAX_CONNS 16
 #define MAX_INOS 16
 #define WIN 4096
+#define WIN_BIG 65536
+/* A request buffer as large as fs's mount asks for is not needed: the
+ * largest write here, and a header's room before it. */
+#define REQ_HDR 80
+#define REQ_BUF (REQ_HDR + 255 * 512)
 
 enum { OP_LOOKUP, OP_OPEN, OP_READ, OP_WRITE, OP_POLL, OP_INTERRUPT,
        OP_FLUSH, OP_RELEASE, OP_GETATTR, OP_READDIR, OP_FORGET, OP_NAMES,
@@ -281,7 +292,7 @@ static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 {
 	static const int errs[] = { ECONNRESET, ECONNREFUSED, ETIMEDOUT };
 	static char data[256];
-	struct iovec iov[2];
+	struct iovec iov[3];
 	struct chan *ch;
 	unsigned i = a;
 	int n;
@@ -324,11 +335,16 @@ static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 		chan_reset(ch, errs[c % 3]);
 		break;
 	default:
-		/* the guest takes what the host wrote */
-		n = ring_peek(&ch->to_guest, iov, (size_t)d * 64 + 1);
+		/* the guest takes what the host wrote: the window's bytes,
+		 * then a parked write's */
+		n = chan_guest_peek(ch, iov, (size_t)d * 64 + 1);
 		if (n > 0) {
-			size_t len = iov[0].iov_len + (n > 1 ? iov[1].iov_len : 0);
+			size_t len = 0;
+			int j;
 
+			for (j = 0; j < n; j++)
+				len += iov[j].iov_len;
+			CHECK(len <= (size_t)d * 64 + 1);
 			chan_guest_took(ch, len);
 		}
 		break;
@@ -352,6 +368,29 @@ static struct freq *req_new(int op)
 		}
 	}
 	return NULL;
+}
+
+/* A large write as libfuse hands it over: in fs->buf, after the
+ * header, which a parked write may take (fs_on_fuse then gives the next
+ * request a spare, or libfuse allocates one). */
+static const char *big_write(const uint8_t *bytes, size_t len, size_t *size)
+{
+	struct fs *fs = &cur->fs;
+	char *p;
+	size_t i;
+
+	if (!fs->buf.mem && fs->nspare)
+		fs->buf.mem = fs->spare[--fs->nspare];
+	if (!fs->buf.mem) {
+		fs->buf.mem = malloc(REQ_BUF);
+		CHECK(fs->buf.mem);
+	}
+	fs->buf.size = REQ_BUF;
+	p = (char *)fs->buf.mem + REQ_HDR;
+	for (i = 0; i < 512; i++)
+		memcpy(p + i * len, bytes, len);
+	*size = len * 512;
+	return p;
 }
 
 static fuse_ino_t dir_ino(const char *path)
@@ -444,10 +483,14 @@ static void request(uint8_t op, uint8_t a, uint8_t b, uint8_t c, uint8_t d,
 
 	if (op == OP_GUEST) {
 		guest(a, b, c, d);
+		collect_opens();
 		return;
 	}
 	if (op == OP_TURN) {
 		CHECK(loop_turn(cur->loop, false) >= 0);
+		/* An OPEN answered in the turn (a connect the guest took)
+		 * is a file now, before a new request reuses its slot. */
+		collect_opens();
 		return;
 	}
 	if (op == OP_INTERRUPT) {
@@ -500,9 +543,12 @@ static void request(uint8_t op, uint8_t a, uint8_t b, uint8_t c, uint8_t d,
 			q->size = (size_t)1 << (b % 17);
 			fs_op_read((fuse_req_t)q, 0, q->size, 0, &fi);
 		} else if (op == OP_WRITE) {
+			const char *buf = (const char *)bytes;
+
 			q->size = len;
-			fs_op_write((fuse_req_t)q, 0, (const char *)bytes, len, 0,
-			            &fi);
+			if ((c & 0x10) && len)
+				buf = big_write(bytes, len, &q->size);
+			fs_op_write((fuse_req_t)q, 0, buf, q->size, 0, &fi);
 		} else if (op == OP_POLL) {
 			struct fuse_pollhandle *ph = NULL;
 
@@ -593,7 +639,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(r.loop);
 	chan_set_init(&r.chans);
 	chandirs_init(&r.dirs);
-	CHECK(fakedir_register(&r.dir, &r.dirs, &r.chans, WIN, MAX_CONNS) == 0);
+	CHECK(fakedir_register(&r.dir, &r.dirs, &r.chans,
+	                       size % 2 ? WIN_BIG : WIN, MAX_CONNS) == 0);
+	r.dir.parks = true;
 	r.fs.loop = r.loop;
 	r.fs.chans = &r.chans;
 	r.fs.uid = getuid();
@@ -633,6 +681,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(loop_turn(r.loop, false) >= 0);
 	CHECK(r.chans.count == 0);
 	fs_tree_free(&r.fs);
+	CHECK(r.fs.taken_bufs == 0);
+	free(r.fs.buf.mem);
+	while (r.fs.nspare)
+		free(r.fs.spare[--r.fs.nspare]);
 	loop_free(r.loop);
 	cur = NULL;
 	return 0;

@@ -103,6 +103,12 @@ struct run {
 	uint64_t features;
 	bool rx_two, tx_two;
 	struct chan *ch[NCHAN];
+	/* A parked write per channel (chan_park, from park_buf) and a
+	 * parked read (chan_read_waiting): the in-place paths. */
+	uint8_t park_buf[NCHAN][8192];
+	size_t park_len[NCHAN];
+	bool waiting[NCHAN];
+	bool lends;             /* a read waited: tx chains may be held */
 	struct chandirs dirs;
 	struct services *svc;
 	struct chandir *sdir;
@@ -330,8 +336,77 @@ static void tx_send(struct run *r, const uint8_t *pkt, uint32_t n, bool fix)
 	/* The device handles tx synchronously while both rings run; with
 	 * the rx ring stopped it leaves tx alone (a REQUEST's RESPONSE has
 	 * nowhere to go) until the rx ring starts again. */
-	if (r->rx.running)
+	if (r->rx.running && !r->lends)
 		CHECK(!d->busy[k]);
+}
+
+/* A write as fs/ makes it when the window is full: parked, read in place
+ * by the device; the next write (or the close) takes it back and copies
+ * what the device did not take into the window. */
+static void host_write(struct run *r, unsigned i, size_t len, bool park)
+{
+	struct chan *c = r->ch[i];
+	size_t took;
+
+	if (r->park_len[i]) {
+		CHECK(chan_park_rest(c) <= r->park_len[i]);
+		took = chan_unpark(c);
+		CHECK(took <= r->park_len[i]);
+		if (took < r->park_len[i])
+			(void)chan_write(c, r->park_buf[i] + took,
+			                 r->park_len[i] - took);
+		r->park_len[i] = 0;
+		return;
+	}
+	if (len > sizeof(r->park_buf[i]))
+		len = sizeof(r->park_buf[i]);
+	memset(r->park_buf[i], 'a' + (int)i, len);
+	if (!park)
+		(void)chan_write(c, r->park_buf[i], len);
+	else if (chan_park(c, r->park_buf[i], len) == 0)
+		r->park_len[i] = len;
+}
+
+/* A read as fs/ makes it when nothing is there: it waits (the device may
+ * lend guest TX buffers to it), then takes what chan_peekv describes,
+ * touching every byte (guest memory while lent), and consumes part. */
+static void host_read_parked(struct run *r, unsigned i, size_t max)
+{
+	struct chan *c = r->ch[i];
+	struct iovec iov[CHAN_PEEK_MAX];
+	uint8_t sum = 0;
+	size_t total = 0, k;
+	int n, j;
+
+	if (!r->waiting[i]) {
+		chan_read_waiting(c, true);
+		r->waiting[i] = r->lends = true;
+		return;
+	}
+	n = chan_peekv(c, iov, CHAN_PEEK_MAX, max);
+	for (j = 0; j < n; j++) {
+		for (k = 0; k < iov[j].iov_len; k++)
+			sum ^= ((const uint8_t *)iov[j].iov_base)[k];
+		total += iov[j].iov_len;
+	}
+	CHECK(total <= max);
+	(void)sum;
+	if (n > 0)
+		chan_consume(c, total - total / 4);
+	chan_read_waiting(c, false);
+	r->waiting[i] = false;
+}
+
+/* The host side lets go of channel i as fs/ does at release. */
+static void host_close(struct run *r, unsigned i)
+{
+	if (r->park_len[i])
+		host_write(r, i, 0, false);
+	if (r->waiting[i])
+		chan_read_waiting(r->ch[i], false);
+	r->waiting[i] = false;
+	chan_close(r->ch[i]);
+	r->ch[i] = NULL;
 }
 
 static void host(struct run *r, uint8_t arg)
@@ -353,13 +428,15 @@ static void host(struct run *r, uint8_t arg)
 			*c = NULL;
 		break;
 	case 2:
-		if (*c) {
-			memset(buf, 'a' + (int)i, sizeof buf);
-			(void)chan_write(*c, buf, (size_t)(arg >> 3) * 97 + 1);
-		}
+		/* Bit 7: park the write instead of copying it. */
+		if (*c)
+			host_write(r, i, (size_t)(arg >> 3) * 97 + 1, arg & 0x80);
 		break;
 	case 3:
-		if (*c)
+		/* Bit 7: a read that waits, then reads in place. */
+		if (*c && (arg & 0x80))
+			host_read_parked(r, i, (size_t)(arg >> 3) * 331 + 1);
+		else if (*c)
 			(void)chan_read(*c, buf, (size_t)(arg >> 3) * 131 + 1);
 		break;
 	case 4:
@@ -367,8 +444,7 @@ static void host(struct run *r, uint8_t arg)
 			chan_shutdown(*c);
 		break;
 	case 5:
-		chan_close(*c);
-		*c = NULL;
+		host_close(r, i);
 		break;
 	case 6:
 		if (!*c && vsock_connect(r->v, ports[i % 4], c) < 0)
@@ -485,7 +561,8 @@ out:
 	rx_take(&r);
 	check_tx_done(&r);
 	for (i = 0; i < NCHAN; i++)
-		chan_close(r.ch[i]);
+		host_close(&r, i);
+	settle(&r);
 	services_free(r.svc);
 	queue_stop(&r, 0);
 	queue_stop(&r, 1);
