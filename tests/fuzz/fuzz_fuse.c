@@ -43,7 +43,10 @@
  * kernel never sends, so RELEASE only comes for a file with no parked
  * request unless d & 1 (then fs must still answer each one once).
  *
- * Checked: each request is answered exactly once and, at the end (after
+ * Checked: what the guest takes of a channel that is not shared is, in
+ * order, the bytes of the writes to it, of each exactly what its answer
+ * said was written (a write not answered yet may have given any prefix);
+ * each request is answered exactly once and, at the end (after
  * fs_files_free), every one was; READ replies no more than asked, WRITE
  * no more than given; an interrupted parked request is answered; no poll
  * handle or channel is left; every accept wait fs started it ended; each
@@ -100,6 +103,27 @@ struct freq {
 	bool opened;             /* OPEN answered with a handle */
 	fuse_interrupt_func_t fn;
 	void *fn_data;
+	struct seg *seg;         /* WRITE: its bytes in the stream's model */
+	size_t min_ans;          /* WRITE: the guest has this much of it */
+};
+
+/* The model of one channel's host-to-guest stream: its writes in order,
+ * each a copy of its bytes; what the guest took of the first. */
+#define MAX_SEGS 32
+struct seg {
+	uint8_t *data;
+	size_t len;
+	size_t ans;              /* the answer's count, once answered */
+	bool answered;
+	size_t took;             /* bytes the guest took of it */
+	struct freq *q;          /* its request, while q->seg is this */
+};
+
+struct stream {
+	struct seg segs[MAX_SEGS];
+	unsigned head, n;        /* live segs: head .. head + n - 1 */
+	uint64_t fh;             /* the one file that writes it */
+	bool untracked;          /* shared, or too many writes: not checked */
 };
 
 struct run {
@@ -115,6 +139,7 @@ struct run {
 	uint64_t lookups[MAX_INOS];      /* ... and how often */
 	unsigned ninos;
 	unsigned pollhandles;
+	struct stream streams[MAX_CONNS];  /* by fakedir conns index */
 };
 
 static struct run *cur;
@@ -162,10 +187,27 @@ void __wrap_fuse_req_interrupt_func(fuse_req_t req, fuse_interrupt_func_t fn,
 }
 
 int __wrap_fuse_reply_err(fuse_req_t req, int err);
+static void seg_answered(struct freq *q, size_t count)
+{
+	struct seg *g = q->seg;
+
+	/* Never fewer than the guest already has of it. */
+	CHECK(q->min_ans <= count);
+	if (!g)
+		return;
+	CHECK(g->took <= count);
+	g->ans = count;
+	g->answered = true;
+}
+
 int __wrap_fuse_reply_err(fuse_req_t req, int err)
 {
+	struct freq *q;
+
 	CHECK(err >= 0);
-	(void)answered(req);
+	q = answered(req);
+	if (q->op == OP_WRITE)
+		seg_answered(q, 0);
 	return 0;
 }
 
@@ -215,6 +257,7 @@ int __wrap_fuse_reply_write(fuse_req_t req, size_t count)
 	struct freq *q = answered(req);
 
 	CHECK(q->op == OP_WRITE && count <= q->size);
+	seg_answered(q, count);
 	return 0;
 }
 
@@ -287,6 +330,78 @@ int __wrap_fuse_lowlevel_notify_poll(struct fuse_pollhandle *ph)
 	return 0;
 }
 
+/* The guest takes the bytes of v from channel k: the next of its
+ * stream's, a write answered giving exactly its count, one not answered
+ * yet at most all of it. */
+static void stream_took(unsigned k, const struct iovec *v)
+{
+	struct stream *st = &cur->streams[k];
+	const uint8_t *p = v->iov_base;
+	size_t left = v->iov_len, cap, m;
+	struct seg *g;
+
+	if (st->untracked)
+		return;
+	while (left) {
+		CHECK(st->n > 0);       /* bytes nobody wrote */
+		g = &st->segs[st->head];
+		cap = g->answered ? g->ans : g->len;
+		if (g->took == cap) {
+			/* What follows is the next write's; of a write not
+			 * answered yet the guest has all, so its answer must
+			 * say all. */
+			CHECK(st->n > 1);
+			if (!g->answered && g->q && g->q->seg == g) {
+				g->q->min_ans = g->len;
+				g->q->seg = NULL;
+			}
+			free(g->data);
+			st->head = (st->head + 1) % MAX_SEGS;
+			st->n--;
+			continue;
+		}
+		m = cap - g->took < left ? cap - g->took : left;
+		CHECK(memcmp(p, g->data + g->took, m) == 0);
+		g->took += m;
+		p += m;
+		left -= m;
+	}
+}
+
+/* A write of buf[0, len) by file fh, about to be sent as q: its place in
+ * its channel's stream. */
+static void stream_write(struct freq *q, uint64_t fh, const char *buf,
+                         size_t len)
+{
+	struct fs_file *f = (struct fs_file *)(uintptr_t)fh;
+	struct stream *st;
+	struct seg *g;
+	unsigned k;
+
+	for (k = 0; k < cur->dir.nconns; k++)
+		if (cur->dir.conns[k] == f->c)
+			break;
+	if (k == cur->dir.nconns || k >= MAX_CONNS)
+		return;
+	st = &cur->streams[k];
+	if (!st->fh)
+		st->fh = fh;
+	if (f->cd->mode == CHANDIR_SHARED || st->fh != fh ||
+	    st->n == MAX_SEGS)
+		st->untracked = true;
+	if (st->untracked)
+		return;
+	g = &st->segs[(st->head + st->n) % MAX_SEGS];
+	memset(g, 0, sizeof *g);
+	g->data = malloc(len ? len : 1);
+	CHECK(g->data);
+	memcpy(g->data, buf, len);
+	g->len = len;
+	st->n++;
+	q->seg = g;
+	g->q = q;
+}
+
 /* b: what the guest of connection a does. */
 static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 {
@@ -342,8 +457,10 @@ static void guest(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 			size_t len = 0;
 			int j;
 
-			for (j = 0; j < n; j++)
+			for (j = 0; j < n; j++) {
+				stream_took(i % cur->dir.nconns, &iov[j]);
 				len += iov[j].iov_len;
+			}
 			CHECK(len <= (size_t)d * 64 + 1);
 			chan_guest_took(ch, len);
 		}
@@ -548,6 +665,7 @@ static void request(uint8_t op, uint8_t a, uint8_t b, uint8_t c, uint8_t d,
 			q->size = len;
 			if ((c & 0x10) && len)
 				buf = big_write(bytes, len, &q->size);
+			stream_write(q, fh, buf, q->size);
 			fs_op_write((fuse_req_t)q, 0, buf, q->size, 0, &fi);
 		} else if (op == OP_POLL) {
 			struct fuse_pollhandle *ph = NULL;
@@ -682,6 +800,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(r.chans.count == 0);
 	fs_tree_free(&r.fs);
 	CHECK(r.fs.taken_bufs == 0);
+	for (i = 0; i < MAX_CONNS; i++)
+		while (r.streams[i].n) {
+			free(r.streams[i].segs[r.streams[i].head].data);
+			r.streams[i].head = (r.streams[i].head + 1) % MAX_SEGS;
+			r.streams[i].n--;
+		}
 	free(r.fs.buf.mem);
 	while (r.fs.nspare)
 		free(r.fs.spare[--r.fs.nspare]);

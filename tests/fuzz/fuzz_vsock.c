@@ -24,7 +24,10 @@
  * A record cut short by the end of the input ends the script.
  *
  * Checked on every rx buffer the device returns: used len = 44 + hdr.len
- * within the buffer, host → guest CIDs, STREAM, a known op; tx buffers come
+ * within the buffer, host → guest CIDs, STREAM, a known op, and a
+ * connection's data is the host's bytes in order (byte o of a channel's
+ * stream is o % 251, o counted from the REQUEST or RESPONSE that
+ * started it); tx buffers come
  * back with len 0, at once while both rings run (the device leaves tx alone
  * while rx is stopped) and all of them by the end if both run then; at the
  * end every channel is released.
@@ -109,6 +112,12 @@ struct run {
 	size_t park_len[NCHAN];
 	bool waiting[NCHAN];
 	bool lends;             /* a read waited: tx chains may be held */
+	uint64_t wrote[NCHAN];  /* bytes of the channel's stream taken */
+	struct flow {           /* host → guest data seen, per connection */
+		uint32_t src, dst;
+		uint64_t next;
+		bool live;
+	} flows[32];
 	struct chandirs dirs;
 	struct services *svc;
 	struct chandir *sdir;
@@ -231,6 +240,58 @@ static void check_tx_done(struct run *r)
 		CHECK(!r->tx.busy[k]);
 }
 
+/* Byte o of every channel's host-to-guest stream. */
+static uint8_t stream_byte(uint64_t o)
+{
+	return (uint8_t)(o % 251);
+}
+
+/* A packet to the guest: a REQUEST or RESPONSE starts its connection's
+ * stream, data continues it (a connection first seen with data, as after
+ * the rings restarted, starts where that data does). */
+static void flow_seen(struct run *r, const struct virtio_vsock_hdr *h,
+                      const uint8_t *data)
+{
+	uint32_t src = le32toh(h->src_port), dst = le32toh(h->dst_port);
+	uint32_t len = le32toh(h->len), j;
+	uint16_t op = le16toh(h->op);
+	struct flow *f = NULL, *free_f = NULL;
+	unsigned i;
+
+	for (i = 0; i < 32; i++) {
+		if (r->flows[i].live && r->flows[i].src == src &&
+		    r->flows[i].dst == dst)
+			f = &r->flows[i];
+		else if (!r->flows[i].live && !free_f)
+			free_f = &r->flows[i];
+	}
+	if (op == VIRTIO_VSOCK_OP_REQUEST || op == VIRTIO_VSOCK_OP_RESPONSE) {
+		if (!f)
+			f = free_f;
+		if (f)
+			*f = (struct flow){ .src = src, .dst = dst, .live = true };
+		return;
+	}
+	if (op == VIRTIO_VSOCK_OP_RST) {
+		if (f)
+			f->live = false;
+		return;
+	}
+	if (op != VIRTIO_VSOCK_OP_RW || len == 0)
+		return;
+	if (!f) {
+		if (!(f = free_f))
+			return;
+		*f = (struct flow){ .src = src, .dst = dst, .live = true,
+		                    .next = data[0] };
+		while (stream_byte(f->next) != data[0])
+			f->next++;
+	}
+	for (j = 0; j < len; j++)
+		CHECK(data[j] == stream_byte(f->next + j));
+	f->next += len;
+}
+
 /* The driver takes every used rx buffer, checking what the device wrote. */
 static void rx_take(struct run *r)
 {
@@ -261,6 +322,8 @@ static void rx_take(struct run *r)
 		      op <= VIRTIO_VSOCK_OP_CREDIT_REQUEST);
 		CHECK(len == HDR + le32toh(h.len));
 		CHECK(op == VIRTIO_VSOCK_OP_RW || le32toh(h.len) == 0);
+		flow_seen(r, &h, gp(r, RXB + k * STRIDE +
+		                    (r->rx_two ? DOFF : HDR)));
 	}
 }
 
@@ -346,25 +409,32 @@ static void tx_send(struct run *r, const uint8_t *pkt, uint32_t n, bool fix)
 static void host_write(struct run *r, unsigned i, size_t len, bool park)
 {
 	struct chan *c = r->ch[i];
-	size_t took;
+	size_t took, k;
+	ssize_t n;
 
 	if (r->park_len[i]) {
 		CHECK(chan_park_rest(c) <= r->park_len[i]);
 		took = chan_unpark(c);
 		CHECK(took <= r->park_len[i]);
-		if (took < r->park_len[i])
-			(void)chan_write(c, r->park_buf[i] + took,
-			                 r->park_len[i] - took);
+		r->wrote[i] += took;
+		n = took < r->park_len[i] ?
+		    chan_write(c, r->park_buf[i] + took, r->park_len[i] - took) :
+		    0;
+		if (n > 0)
+			r->wrote[i] += (size_t)n;
 		r->park_len[i] = 0;
 		return;
 	}
 	if (len > sizeof(r->park_buf[i]))
 		len = sizeof(r->park_buf[i]);
-	memset(r->park_buf[i], 'a' + (int)i, len);
-	if (!park)
-		(void)chan_write(c, r->park_buf[i], len);
-	else if (chan_park(c, r->park_buf[i], len) == 0)
-		r->park_len[i] = len;
+	for (k = 0; k < len; k++)
+		r->park_buf[i][k] = stream_byte(r->wrote[i] + k);
+	if (park) {
+		if (chan_park(c, r->park_buf[i], len) == 0)
+			r->park_len[i] = len;
+	} else if ((n = chan_write(c, r->park_buf[i], len)) > 0) {
+		r->wrote[i] += (size_t)n;
+	}
 }
 
 /* A read as fs/ makes it when nothing is there: it waits (the device may
@@ -422,6 +492,7 @@ static void host(struct run *r, uint8_t arg)
 		vsock_listen(r->v, ports[i % 4]);
 		break;
 	case 1:
+		r->wrote[i] = *c ? r->wrote[i] : 0;
 		if (!*c && (i % 4 == 1 ?
 		            r->sdir->ops->open(r->sdir->ctx, "a", c) :
 		            vsock_accept(r->v, ports[i % 4], c)) < 0)
@@ -447,6 +518,7 @@ static void host(struct run *r, uint8_t arg)
 		host_close(r, i);
 		break;
 	case 6:
+		r->wrote[i] = *c ? r->wrote[i] : 0;
 		if (!*c && vsock_connect(r->v, ports[i % 4], c) < 0)
 			*c = NULL;
 		break;
