@@ -27,7 +27,11 @@
  * within the buffer, host → guest CIDs, STREAM, a known op, and a
  * connection's data is the host's bytes in order (byte o of a channel's
  * stream is o % 251, o counted from the REQUEST or RESPONSE that
- * started it); tx buffers come
+ * started it).  The other way, every data packet's payload is rewritten
+ * as its connection's stream (by ports, from its REQUEST on; not to the
+ * services port, whose connect strings must stay as they are), and what
+ * the host reads of a channel must continue what it read before, by
+ * chan_read or in place.  tx buffers come
  * back with len 0, at once while both rings run (the device leaves tx alone
  * while rx is stopped) and all of them by the end if both run then; at the
  * end every channel is released.
@@ -96,6 +100,13 @@ struct env {
 	uint8_t *base;
 };
 
+/* One connection's stream, by its ports: the offset of its next byte. */
+struct flow {
+	uint32_t src, dst;
+	uint64_t next;
+	bool live;
+};
+
 struct run {
 	struct env *env;
 	struct loop *loop;
@@ -113,11 +124,10 @@ struct run {
 	bool waiting[NCHAN];
 	bool lends;             /* a read waited: tx chains may be held */
 	uint64_t wrote[NCHAN];  /* bytes of the channel's stream taken */
-	struct flow {           /* host → guest data seen, per connection */
-		uint32_t src, dst;
-		uint64_t next;
-		bool live;
-	} flows[32];
+	int read_next[NCHAN];   /* the next byte a read must give, or -1 */
+	struct flow tx_flows[32]; /* guest → host streams, by ports */
+	bool tx_unchecked;      /* tx_flows was full: a payload kept as is */
+	struct flow flows[32];  /* host → guest data seen, per connection */
 	struct chandirs dirs;
 	struct services *svc;
 	struct chandir *sdir;
@@ -240,10 +250,29 @@ static void check_tx_done(struct run *r)
 		CHECK(!r->tx.busy[k]);
 }
 
-/* Byte o of every channel's host-to-guest stream. */
+/* Byte o of every channel's stream, either way. */
 static uint8_t stream_byte(uint64_t o)
 {
 	return (uint8_t)(o % 251);
+}
+
+/* The flow of ports (src, dst) in table t: found, or a free one made
+ * (starting at 0), or NULL when t is full. */
+static struct flow *flow_of(struct flow *t, uint32_t src, uint32_t dst,
+                            bool make)
+{
+	struct flow *free_f = NULL;
+	unsigned i;
+
+	for (i = 0; i < 32; i++) {
+		if (t[i].live && t[i].src == src && t[i].dst == dst)
+			return &t[i];
+		if (!t[i].live && !free_f)
+			free_f = &t[i];
+	}
+	if (make && free_f)
+		*free_f = (struct flow){ .src = src, .dst = dst, .live = true };
+	return make ? free_f : NULL;
 }
 
 /* A packet to the guest: a REQUEST or RESPONSE starts its connection's
@@ -255,21 +284,11 @@ static void flow_seen(struct run *r, const struct virtio_vsock_hdr *h,
 	uint32_t src = le32toh(h->src_port), dst = le32toh(h->dst_port);
 	uint32_t len = le32toh(h->len), j;
 	uint16_t op = le16toh(h->op);
-	struct flow *f = NULL, *free_f = NULL;
-	unsigned i;
+	struct flow *f = flow_of(r->flows, src, dst, false);
 
-	for (i = 0; i < 32; i++) {
-		if (r->flows[i].live && r->flows[i].src == src &&
-		    r->flows[i].dst == dst)
-			f = &r->flows[i];
-		else if (!r->flows[i].live && !free_f)
-			free_f = &r->flows[i];
-	}
 	if (op == VIRTIO_VSOCK_OP_REQUEST || op == VIRTIO_VSOCK_OP_RESPONSE) {
-		if (!f)
-			f = free_f;
-		if (f)
-			*f = (struct flow){ .src = src, .dst = dst, .live = true };
+		if ((f = flow_of(r->flows, src, dst, true)))
+			f->next = 0;
 		return;
 	}
 	if (op == VIRTIO_VSOCK_OP_RST) {
@@ -280,12 +299,9 @@ static void flow_seen(struct run *r, const struct virtio_vsock_hdr *h,
 	if (op != VIRTIO_VSOCK_OP_RW || len == 0)
 		return;
 	if (!f) {
-		if (!(f = free_f))
+		if (!(f = flow_of(r->flows, src, dst, true)))
 			return;
-		*f = (struct flow){ .src = src, .dst = dst, .live = true,
-		                    .next = data[0] };
-		while (stream_byte(f->next) != data[0])
-			f->next++;
+		f->next = data[0];
 	}
 	for (j = 0; j < len; j++)
 		CHECK(data[j] == stream_byte(f->next + j));
@@ -361,6 +377,55 @@ static void rx_post(struct run *r, uint8_t arg)
 		r->dev->queue_kicked(r->v, 0, &d->vq);
 }
 
+/* A packet the guest sends (n >= HDR bytes at p): a REQUEST starts its
+ * ports' stream, a data packet's payload becomes the next of it. */
+static void tx_stream(struct run *r, uint8_t *p, uint32_t n)
+{
+	struct virtio_vsock_hdr h;
+	struct flow *f;
+	uint32_t len, j;
+
+	memcpy(&h, p, HDR);
+	len = le32toh(h.len);
+	if (le32toh(h.dst_port) == 5001)
+		return;         /* the services port: see above */
+	if (le16toh(h.op) == VIRTIO_VSOCK_OP_REQUEST) {
+		f = flow_of(r->tx_flows, le32toh(h.src_port),
+		            le32toh(h.dst_port), true);
+		if (f)
+			f->next = 0;
+		else
+			r->tx_unchecked = true;
+		return;
+	}
+	if (le16toh(h.op) != VIRTIO_VSOCK_OP_RW || len > n - HDR)
+		return;
+	f = flow_of(r->tx_flows, le32toh(h.src_port), le32toh(h.dst_port),
+	            true);
+	if (!f) {
+		r->tx_unchecked = true;
+		return;
+	}
+	for (j = 0; j < len; j++)
+		p[HDR + j] = stream_byte(f->next + j);
+	f->next += len;
+}
+
+/* The host read bytes [p, p + n) of channel i: the next of its stream. */
+static void host_got(struct run *r, unsigned i, const uint8_t *p, size_t n)
+{
+	size_t j;
+
+	if (i % 4 == 1 || n == 0 || r->tx_unchecked)
+		return;         /* a service's: not rewritten */
+	if (r->read_next[i] < 0)
+		r->read_next[i] = p[0];
+	for (j = 0; j < n; j++) {
+		CHECK(p[j] == r->read_next[i]);
+		r->read_next[i] = (r->read_next[i] + 1) % 251;
+	}
+}
+
 static void tx_send(struct run *r, const uint8_t *pkt, uint32_t n, bool fix)
 {
 	struct drv *d = &r->tx;
@@ -384,6 +449,8 @@ static void tx_send(struct run *r, const uint8_t *pkt, uint32_t n, bool fix)
 			h.len = htole32(n - HDR);
 		memcpy(p, &h, HDR);
 	}
+	if (n >= HDR)
+		tx_stream(r, p, n);
 	if (r->tx_two && n > HDR) {
 		/* The header alone, then the payload elsewhere. */
 		memmove(p + DOFF, p + HDR, n - HDR);
@@ -444,8 +511,7 @@ static void host_read_parked(struct run *r, unsigned i, size_t max)
 {
 	struct chan *c = r->ch[i];
 	struct iovec iov[CHAN_PEEK_MAX];
-	uint8_t sum = 0;
-	size_t total = 0, k;
+	size_t total = 0, use, k;
 	int n, j;
 
 	if (!r->waiting[i]) {
@@ -454,13 +520,17 @@ static void host_read_parked(struct run *r, unsigned i, size_t max)
 		return;
 	}
 	n = chan_peekv(c, iov, CHAN_PEEK_MAX, max);
-	for (j = 0; j < n; j++) {
-		for (k = 0; k < iov[j].iov_len; k++)
-			sum ^= ((const uint8_t *)iov[j].iov_base)[k];
+	for (j = 0; j < n; j++)
 		total += iov[j].iov_len;
-	}
 	CHECK(total <= max);
-	(void)sum;
+	/* What is consumed must continue the stream; the rest is read
+	 * again next time. */
+	use = total - total / 4;
+	for (j = 0; j < n && use; j++) {
+		k = iov[j].iov_len < use ? iov[j].iov_len : use;
+		host_got(r, i, iov[j].iov_base, k);
+		use -= k;
+	}
 	if (n > 0)
 		chan_consume(c, total - total / 4);
 	chan_read_waiting(c, false);
@@ -479,12 +549,20 @@ static void host_close(struct run *r, unsigned i)
 	r->ch[i] = NULL;
 }
 
+/* Slot i is about to get a new channel: its streams start over. */
+static void new_chan(struct run *r, unsigned i)
+{
+	r->wrote[i] = 0;
+	r->read_next[i] = -1;
+}
+
 static void host(struct run *r, uint8_t arg)
 {
 	static const uint32_t ports[4] = { 5000, 5001, 1024, 0xffffffffu };
 	unsigned i = (arg >> 3) % NCHAN;
 	struct chan **c = &r->ch[i];
 	uint8_t buf[8192];
+	ssize_t got;
 	FILE *null;
 
 	switch (arg & 7) {
@@ -492,7 +570,8 @@ static void host(struct run *r, uint8_t arg)
 		vsock_listen(r->v, ports[i % 4]);
 		break;
 	case 1:
-		r->wrote[i] = *c ? r->wrote[i] : 0;
+		if (!*c)
+			new_chan(r, i);
 		if (!*c && (i % 4 == 1 ?
 		            r->sdir->ops->open(r->sdir->ctx, "a", c) :
 		            vsock_accept(r->v, ports[i % 4], c)) < 0)
@@ -507,8 +586,9 @@ static void host(struct run *r, uint8_t arg)
 		/* Bit 7: a read that waits, then reads in place. */
 		if (*c && (arg & 0x80))
 			host_read_parked(r, i, (size_t)(arg >> 3) * 331 + 1);
-		else if (*c)
-			(void)chan_read(*c, buf, (size_t)(arg >> 3) * 131 + 1);
+		else if (*c && (got = chan_read(*c, buf,
+		                                (size_t)(arg >> 3) * 131 + 1)) > 0)
+			host_got(r, i, buf, (size_t)got);
 		break;
 	case 4:
 		if (*c)
@@ -518,7 +598,8 @@ static void host(struct run *r, uint8_t arg)
 		host_close(r, i);
 		break;
 	case 6:
-		r->wrote[i] = *c ? r->wrote[i] : 0;
+		if (!*c)
+			new_chan(r, i);
 		if (!*c && vsock_connect(r->v, ports[i % 4], c) < 0)
 			*c = NULL;
 		break;
